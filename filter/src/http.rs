@@ -1,0 +1,166 @@
+//! Per-request context: collect headers (one host call), buffer the body up to the policy
+//! limit, ask the engine, then continue, or answer 403 with a small JSON body.
+
+use std::rc::Rc;
+use std::time::UNIX_EPOCH;
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, Bytes};
+use vigil_engine::{Outcome, Request};
+
+use crate::metrics::incr;
+use crate::root::Shared;
+
+pub struct VigilHttp {
+    shared: Rc<Shared>,
+    context_id: u32,
+    headers: Vec<(String, Bytes)>,
+    request_id: String,
+    decided: bool,
+}
+
+impl Context for VigilHttp {}
+
+impl VigilHttp {
+    pub fn new(shared: Rc<Shared>, context_id: u32) -> Self {
+        VigilHttp {
+            shared,
+            context_id,
+            headers: Vec::new(),
+            request_id: String::new(),
+            decided: false,
+        }
+    }
+
+    /// Envoy's `x-request-id` when present (it generates one by default), else a local one.
+    fn request_id(&self) -> String {
+        let from_envoy = self
+            .headers
+            .iter()
+            .find(|(n, _)| n == "x-request-id")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()));
+        match from_envoy {
+            Some(id) => id.to_owned(),
+            None => {
+                let nanos = self
+                    .get_current_time()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                format!("{nanos:x}-{:x}", self.context_id)
+            }
+        }
+    }
+
+    /// Runs the engine and carries out its verdict. Returns the action for the current callback.
+    fn decide(&mut self, body: Option<&[u8]>, body_truncated: bool) -> Action {
+        self.decided = true;
+        let headers: Vec<(&str, &[u8])> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        let header = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        let method = header(":method")
+            .and_then(|m| std::str::from_utf8(m).ok())
+            .unwrap_or("GET");
+        let target = header(":path").unwrap_or(b"/");
+        let request = Request {
+            method,
+            target,
+            headers: &headers,
+            body,
+            body_truncated,
+        };
+        let now = || {
+            self.get_current_time()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        };
+        let shared = &self.shared;
+        let verdict = shared.policy.inspect(&request, &now);
+
+        let m = &shared.metrics;
+        incr(m.inspected);
+        if verdict.body_truncated {
+            incr(m.body_truncated);
+        }
+        for f in &verdict.findings {
+            incr(m.finding(f.rule.category, f.rule.action));
+        }
+        if verdict.would_block && verdict.outcome != Outcome::Block {
+            incr(m.would_block);
+        }
+        match verdict.outcome {
+            Outcome::Allow => {
+                incr(m.allowed);
+                Action::Continue
+            }
+            Outcome::Monitor => {
+                incr(m.monitored);
+                Action::Continue
+            }
+            Outcome::Block => {
+                incr(m.blocked);
+                let rule = verdict
+                    .blocking_rule
+                    .map(|r| r.id.as_str())
+                    .unwrap_or("policy");
+                let body = serde_json::json!({
+                    "error": "request blocked",
+                    "request_id": self.request_id,
+                    "rule": rule,
+                })
+                .to_string();
+                self.send_http_response(
+                    403,
+                    vec![
+                        ("content-type", "application/json"),
+                        ("x-vigil-request-id", &self.request_id),
+                    ],
+                    Some(body.as_bytes()),
+                );
+                Action::Pause
+            }
+        }
+    }
+}
+
+impl HttpContext for VigilHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.headers = self.get_http_request_headers_bytes();
+        self.request_id = self.request_id();
+        // Overwrite, never append: a client must not choose the id the upstream sees.
+        self.set_http_request_header("x-vigil-request-id", Some(&self.request_id.clone()));
+        if end_of_stream {
+            return self.decide(None, false);
+        }
+        // Hold the headers until the body has been inspected.
+        Action::Pause
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.decided {
+            return Action::Continue; // past the inspection limit: the rest streams through
+        }
+        let limit = self.shared.policy.body_limit();
+        if !end_of_stream && body_size < limit {
+            return Action::Pause; // buffer until the end or the limit
+        }
+        let take = body_size.min(limit);
+        let body = self.get_http_request_body(0, take).unwrap_or_default();
+        let truncated = body_size > limit || (!end_of_stream && body_size >= limit);
+        self.decide(Some(&body), truncated)
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.decided {
+            return Action::Continue;
+        }
+        let limit = self.shared.policy.body_limit();
+        let body = self.get_http_request_body(0, limit).unwrap_or_default();
+        self.decide(Some(&body), false)
+    }
+}
