@@ -50,7 +50,7 @@ lint: .tools/.wasm-target
 	$(CARGO) clippy --target $(WASM_TARGET) -p vigil-filter -- -D warnings
 
 unit:
-	$(CARGO) test -p vigil-engine -p vigil-proto -p vigil -p vigil-demo-api
+	$(CARGO) test -p vigil-engine -p vigil-proto -p vigil-filter -p vigil -p vigil-demo-api
 
 e2e: build
 	$(CARGO) test -p vigil-e2e -- --test-threads=2

@@ -8,8 +8,10 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, Bytes};
 use vigil_engine::{Outcome, Request};
 
+use crate::events::{self, RequestFacts};
 use crate::metrics::incr;
-use crate::root::Shared;
+use crate::worker::Shared;
+use proxy_wasm::hostcalls;
 
 pub struct VigilHttp {
     shared: Rc<Shared>,
@@ -93,6 +95,9 @@ impl VigilHttp {
         if verdict.would_block && verdict.outcome != Outcome::Block {
             incr(m.would_block);
         }
+        if !verdict.findings.is_empty() {
+            self.enqueue_event(&verdict, method, target);
+        }
         match verdict.outcome {
             Outcome::Allow => {
                 incr(m.allowed);
@@ -124,6 +129,40 @@ impl VigilHttp {
                 );
                 Action::Pause
             }
+        }
+    }
+}
+
+impl VigilHttp {
+    /// Hands the event to the singleton's queue. Never waits: without a singleton (no control
+    /// plane configured) or with a full queue, the event is only counted.
+    fn enqueue_event(&self, verdict: &vigil_engine::Verdict<'_>, method: &str, target: &[u8]) {
+        let shared = &self.shared;
+        let Some(queue) = shared.events_queue.get() else {
+            return;
+        };
+        let unix_ms = self
+            .get_current_time()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let client_ip = self
+            .get_property(vec!["source", "address"])
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(|a| events::ip_of(&a))
+            .unwrap_or_default();
+        let facts = RequestFacts {
+            unix_ms,
+            request_id: &self.request_id,
+            method,
+            target,
+            client_ip,
+            policy_version: &shared.version,
+        };
+        let bytes = events::encode(verdict, facts);
+        match hostcalls::enqueue_shared_queue(queue, Some(&bytes)) {
+            Ok(()) => incr(shared.metrics.events_enqueued),
+            Err(_) => incr(shared.metrics.events_enqueue_failed),
         }
     }
 }

@@ -12,11 +12,14 @@ pub struct Metrics {
     pub monitored: Option<u32>,
     pub would_block: Option<u32>,
     pub body_truncated: Option<u32>,
+    pub policy_updates: Option<u32>,
+    pub events_enqueued: Option<u32>,
+    pub events_enqueue_failed: Option<u32>,
     /// Indexed by `category.index() * 2 + action`.
     findings: Vec<Option<u32>>,
 }
 
-fn counter(name: &str) -> Option<u32> {
+pub fn counter(name: &str) -> Option<u32> {
     hostcalls::define_metric(MetricType::Counter, name).ok()
 }
 
@@ -39,6 +42,9 @@ impl Metrics {
             monitored: counter("vigil.requests.monitored"),
             would_block: counter("vigil.requests.would_block"),
             body_truncated: counter("vigil.requests.body_truncated"),
+            policy_updates: counter("vigil.policy.updates"),
+            events_enqueued: counter("vigil.events.enqueued"),
+            events_enqueue_failed: counter("vigil.events.enqueue_failed"),
             findings,
         }
     }
@@ -58,5 +64,21 @@ impl Metrics {
 pub fn incr(metric: Option<u32>) {
     if let Some(id) = metric {
         let _ = hostcalls::increment_metric(id, 1);
+    }
+}
+
+pub fn gauge(name: &str) -> Option<u32> {
+    hostcalls::define_metric(MetricType::Gauge, name).ok()
+}
+
+pub fn add(metric: Option<u32>, n: u64) {
+    if let (Some(id), Ok(n)) = (metric, i64::try_from(n)) {
+        let _ = hostcalls::increment_metric(id, n);
+    }
+}
+
+pub fn set(metric: Option<u32>, value: u64) {
+    if let Some(id) = metric {
+        let _ = hostcalls::record_metric(id, value);
     }
 }

@@ -1,0 +1,33 @@
+//! Names and formats shared between the singleton and the worker VMs (same `vm_id`).
+
+/// Shared-data key holding the pushed policy: `version`, a newline, then the policy JSON.
+pub const POLICY_KEY: &str = "vigil.policy";
+/// Shared queue the workers put events on and the singleton drains.
+pub const EVENTS_QUEUE: &str = "vigil_events";
+/// The `vm_id` both roles must use (Envoy scopes shared data and queues by it).
+pub const VM_ID: &str = "vigil";
+
+pub fn encode_policy(version: &str, json: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(version.len() + 1 + json.len());
+    out.extend_from_slice(version.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(json.as_bytes());
+    out
+}
+
+pub fn decode_policy(bytes: &[u8]) -> Option<(&str, &str)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    text.split_once('\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_round_trip() {
+        let enc = encode_policy("7", "{\"mode\":\"monitor\"}\n");
+        assert_eq!(decode_policy(&enc), Some(("7", "{\"mode\":\"monitor\"}\n")));
+        assert_eq!(decode_policy(b"no newline"), None);
+    }
+}
