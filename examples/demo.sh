@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The vigil demo: the demo API behind Envoy with the vigil filter, a scripted mix of benign and
-# attack requests, then the stats. Run it with `make demo` (which builds everything first).
-# Ports (see envoy/gateway.yaml): gateway 127.0.0.1:10000, admin :9901, demo API :8080.
+# The vigil demo: the demo API behind Envoy with the vigil filter, connected to the control plane
+# (`vigil serve`). A scripted mix of benign and attack requests, then the loop: push a rule, see
+# every request path enforce it, query and tail the events; then the stats.
+# Run it with `make demo` (which builds everything first).
+# Ports: gateway 127.0.0.1:10000, Envoy admin :9901, demo API :8080, control plane :18000 (+ :18001 metrics).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,22 +23,40 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for port in 8080 9901 10000; do
+for port in 8080 9901 10000 18000 18001; do
   if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
     echo "port $port on 127.0.0.1 is in use; stop whatever holds it and retry" >&2
     exit 1
   fi
 done
 
+VIGIL=target/debug/vigil
+ADMIN_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+NODE_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf '%s' "$NODE_TOKEN" >"$RUN/node.token"
+rm -f "$RUN/vigil.db"*
+cat >"$RUN/vigil.toml" <<TOML
+listen = "127.0.0.1:18000"
+metrics_listen = "127.0.0.1:18001"
+database = "vigil.db"
+[auth]
+admin_tokens = ["$ADMIN_TOKEN"]
+node_tokens = ["$NODE_TOKEN"]
+TOML
+export VIGIL_TOKEN=$ADMIN_TOKEN VIGIL_SERVER=http://127.0.0.1:18000
+
 target/debug/vigil-demo-api --listen 127.0.0.1:8080 --quiet >"$RUN/api.log" 2>&1 &
 pids+=($!)
-"$ENVOY_BIN" -c envoy/gateway.yaml --concurrency 2 --disable-hot-restart --log-level warn >"$RUN/envoy.log" 2>&1 &
+"$VIGIL" serve --config "$RUN/vigil.toml" >"$RUN/serve.log" 2>&1 &
+pids+=($!)
+"$VIGIL" envoy-config --node-id demo-edge --token-file "$RUN/node.token" --upstream 127.0.0.1:8080 >"$RUN/envoy.yaml"
+"$ENVOY_BIN" -c "$RUN/envoy.yaml" --concurrency 2 --disable-hot-restart --log-level warn >"$RUN/envoy.log" 2>&1 &
 pids+=($!)
 
 # Poll for readiness (never a fixed sleep): Envoy's /ready and the API behind it.
 for _ in $(seq 1 200); do
   if curl -fsS "$ADMIN/ready" >/dev/null 2>&1 && curl -fsS "$GATEWAY/health" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "${pids[1]}" 2>/dev/null; then echo "Envoy exited:"; tail -20 "$RUN/envoy.log"; exit 1; fi
+  if ! kill -0 "${pids[2]}" 2>/dev/null; then echo "Envoy exited:"; tail -20 "$RUN/envoy.log"; exit 1; fi
   sleep 0.05
 done
 
@@ -75,11 +95,39 @@ send "scanner user agent"              GET  "/users" -A 'sqlmap/1.7.2#stable (ht
 send "jwt: alg none"                   GET  "/orders" -H 'Authorization: Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbGljZSIsInJvbGUiOiJhZG1pbiJ9.'
 
 echo
+echo "== The loop: a rule author pushes a new rule; the edge enforces it at once =="
+send "before the push: ?debug=1"         GET  "/users/1?debug=1"
+start=$(date +%s%N)
+"$VIGIL" policy push examples/policies/demo-push.yaml --comment "demo: block debug switches"
+until [ "$(curl -s -o /dev/null -w '%{http_code}' "$GATEWAY/users/1?debug=1")" = 403 ]; do
+  if [ $(( ($(date +%s%N) - start) / 1000000 )) -gt 5000 ]; then echo "not enforced after 5 s"; break; fi
+  sleep 0.01
+done
+echo "enforced $(( ($(date +%s%N) - start) / 1000000 )) ms after \`vigil policy push\` started"
+send "after the push: ?debug=1"          GET  "/users/1?debug=1"
+echo
+"$VIGIL" nodes
+echo
+echo "== vigil events tail (live) while two more attacks arrive =="
+"$VIGIL" events tail >"$RUN/tail.out" 2>&1 &
+tail_pid=$!
+pids+=($tail_pid)
+for _ in $(seq 1 100); do "$VIGIL" nodes >/dev/null 2>&1 && break; sleep 0.02; done
+send "xss in a header"                  GET  "/users/3" -H 'X-Forwarded-For: <svg onload=alert(1)>'
+send "sqli in a form"                   POST "/login" -d "username=admin%27--&password=x"
+for _ in $(seq 1 200); do [ "$(wc -l <"$RUN/tail.out")" -ge 2 ] && break; sleep 0.02; done
+kill "$tail_pid" 2>/dev/null || true
+cat "$RUN/tail.out"
+echo
+echo "== vigil events query --limit 8 =="
+"$VIGIL" events query --limit 8
+
+echo
 echo "Envoy stats (admin $ADMIN/stats/prometheus, vigil only):"
 curl -fsS "$ADMIN/stats/prometheus" | grep -E '^vigil_' | grep -v ' 0$' | sed 's/^/  /'
 
 if [ -t 0 ] && [ -z "${VIGIL_DEMO_EXIT:-}" ]; then
   echo
   echo "Gateway on $GATEWAY (try: curl '$GATEWAY/search?q=%3Cscript%3E'). Ctrl-C to stop."
-  wait "${pids[1]}"
+  wait "${pids[2]}"
 fi

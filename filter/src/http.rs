@@ -138,7 +138,7 @@ impl VigilHttp {
     /// plane configured) or with a full queue, the event is only counted.
     fn enqueue_event(&self, verdict: &vigil_engine::Verdict<'_>, method: &str, target: &[u8]) {
         let shared = &self.shared;
-        let Some(queue) = shared.events_queue.get() else {
+        let Some(queue) = crate::worker::resolve_events_queue(&shared.events_queue) else {
             return;
         };
         let unix_ms = self

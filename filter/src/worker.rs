@@ -28,6 +28,17 @@ pub struct Shared {
     pub events_queue: Rc<Cell<Option<u32>>>,
 }
 
+/// Looks up the singleton's event queue until it exists. Called at configure time, on every
+/// tick, and by a request with findings that finds it missing (never for clean requests).
+pub fn resolve_events_queue(queue: &Cell<Option<u32>>) -> Option<u32> {
+    if queue.get().is_none() {
+        if let Ok(Some(id)) = hostcalls::resolve_shared_queue(shared::VM_ID, shared::EVENTS_QUEUE) {
+            queue.set(Some(id));
+        }
+    }
+    queue.get()
+}
+
 #[derive(Default)]
 pub struct FilterRoot {
     shared: Option<Rc<Shared>>,
@@ -76,6 +87,7 @@ impl FilterRoot {
         self.install(policy, version);
         // A VM reloaded after a failure, or configured after a push, starts on the pushed policy.
         self.poll_pushed_policy();
+        resolve_events_queue(&self.events_queue);
         let _ = hostcalls::set_tick_period(POLICY_POLL);
         true
     }
@@ -94,13 +106,7 @@ impl FilterRoot {
 
     pub fn on_tick(&mut self) {
         self.poll_pushed_policy();
-        if self.events_queue.get().is_none() {
-            if let Ok(Some(id)) =
-                hostcalls::resolve_shared_queue(shared::VM_ID, shared::EVENTS_QUEUE)
-            {
-                self.events_queue.set(Some(id));
-            }
-        }
+        resolve_events_queue(&self.events_queue);
     }
 
     /// Switches to the policy in shared data when its CAS changed. The singleton validated it

@@ -13,6 +13,7 @@
 //! Set `VIGIL_E2E_KEEP=1` to keep the temporary directories (rendered config, Envoy log);
 //! they are also kept, and the log tail printed, when a test panics.
 
+pub mod control_plane;
 pub mod http;
 
 use std::collections::{BTreeMap, HashSet};
@@ -148,7 +149,7 @@ pub fn free_port() -> u16 {
     panic!("could not find a free port not handed out before");
 }
 
-fn localhost(port: u16) -> SocketAddr {
+pub(crate) fn localhost(port: u16) -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
 }
 
@@ -289,9 +290,14 @@ const UPSTREAM_PORT_PLACEHOLDER: &str = "port_value: 8080";
 const WASM_PLACEHOLDER: &str = "filename: target/wasm32-wasip1/release/vigil_filter.wasm";
 const POLICY_PLACEHOLDER: &str = "value: \"\"";
 
-/// What to run Envoy with: the shipped gateway config with substituted values.
-#[derive(Debug, Clone)]
+/// Renders a whole Envoy config for the given (listen, admin) ports.
+pub type RenderFn = std::sync::Arc<dyn Fn(u16, u16) -> String + Send + Sync>;
+
+/// What to run Envoy with: the shipped gateway config with substituted values, or a config
+/// rendered by a function (e.g. `vigil envoy-config`).
+#[derive(Clone)]
 pub struct EnvoyConfig {
+    custom: Option<RenderFn>,
     template: PathBuf,
     upstream_port: u16,
     policy_json: Option<String>,
@@ -304,6 +310,7 @@ impl EnvoyConfig {
     /// `envoy/gateway.yaml` routing to `127.0.0.1:<upstream_port>`, with the built-in policy.
     pub fn gateway(upstream_port: u16) -> EnvoyConfig {
         EnvoyConfig {
+            custom: None,
             template: repo_root().join("envoy/gateway.yaml"),
             upstream_port,
             policy_json: None,
@@ -311,6 +318,13 @@ impl EnvoyConfig {
             log_level: "info".to_string(),
             component_log_level: None,
         }
+    }
+
+    /// A config produced by `render(listen_port, admin_port)`; the template is not used.
+    pub fn rendered(render: impl Fn(u16, u16) -> String + Send + Sync + 'static) -> EnvoyConfig {
+        let mut cfg = EnvoyConfig::gateway(0);
+        cfg.custom = Some(std::sync::Arc::new(render));
+        cfg
     }
 
     /// The plugin configuration: a policy document as JSON (the empty string means the
@@ -346,6 +360,9 @@ impl EnvoyConfig {
     }
 
     fn render_with(&self, listen_port: u16, admin_port: u16, wasm: &Path) -> String {
+        if let Some(render) = &self.custom {
+            return render(listen_port, admin_port);
+        }
         let template = fs::read_to_string(&self.template)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", self.template.display()));
         let name = self.template.display().to_string();
@@ -384,6 +401,17 @@ impl EnvoyConfig {
             &format!("value: {}", json_string(policy)),
         );
         yaml
+    }
+}
+
+impl fmt::Debug for EnvoyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnvoyConfig")
+            .field("custom", &self.custom.is_some())
+            .field("template", &self.template)
+            .field("upstream_port", &self.upstream_port)
+            .field("policy_json", &self.policy_json)
+            .finish()
     }
 }
 
