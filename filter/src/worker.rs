@@ -16,7 +16,7 @@ use crate::metrics::{incr, Metrics};
 use crate::shared;
 
 /// How often a worker looks for a newly pushed policy (well inside the 1 s push budget).
-const POLICY_POLL: Duration = Duration::from_millis(200);
+const POLICY_POLL: Duration = Duration::from_millis(100);
 
 /// What every HTTP context of this VM shares.
 pub struct Shared {

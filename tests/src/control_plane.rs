@@ -76,10 +76,9 @@ impl VigilServe {
         let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            // Drain to the end, even after nobody listens, so the server never sees a closed pipe.
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = tx.send(line);
             }
         });
         let deadline = std::time::Instant::now() + Duration::from_secs(20);

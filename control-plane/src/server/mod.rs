@@ -144,8 +144,14 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         policy_version = current.as_ref().map(|r| r.version).unwrap_or(0),
         "vigil serve started"
     );
-    println!("vigil serve listening on {addr}");
-    println!("metrics on {metrics_addr}");
+    // Whoever started us may have stopped reading stdout: a closed pipe must not kill the server.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "vigil serve listening on {addr}");
+        let _ = writeln!(out, "metrics on {metrics_addr}");
+        let _ = out.flush();
+    }
 
     let server = router.serve_with_incoming_shutdown(incoming, hub.stopping());
     tokio::pin!(server);
