@@ -33,6 +33,8 @@ pub fn vigil_bin() -> PathBuf {
 /// [`VigilServe::restart`] simulate a crash and recovery on the same database.
 pub struct VigilServe {
     child: Option<Child>,
+    /// Serving gRPC over TLS with `server.crt`/`server.key` in `dir`.
+    tls: bool,
     dir: PathBuf,
     grpc: SocketAddr,
     metrics: SocketAddr,
@@ -41,11 +43,23 @@ pub struct VigilServe {
 impl VigilServe {
     /// Starts on free ports in a fresh temp dir.
     pub fn start() -> VigilServe {
+        VigilServe::start_in(new_temp_dir(), false)
+    }
+
+    /// Starts with TLS: `write_cert(dir)` must put `server.crt` (also used as the CA) and
+    /// `server.key` in the directory, for the name `localhost`.
+    pub fn start_tls(write_cert: impl FnOnce(&Path)) -> VigilServe {
         let dir = new_temp_dir();
+        write_cert(&dir);
+        VigilServe::start_in(dir, true)
+    }
+
+    fn start_in(dir: PathBuf, tls: bool) -> VigilServe {
         fs::write(dir.join("node.token"), NODE_TOKEN)
             .unwrap_or_else(|e| panic!("write token: {e}"));
         let mut serve = VigilServe {
             child: None,
+            tls,
             dir,
             grpc: crate::localhost(0),
             metrics: crate::localhost(0),
@@ -57,7 +71,8 @@ impl VigilServe {
     fn spawn(&mut self, grpc_port: u16, metrics_port: u16) {
         let config = format!(
             "listen = \"127.0.0.1:{grpc_port}\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\ndatabase = \"vigil.db\"\n\
-             [auth]\nadmin_tokens = [\"{ADMIN_TOKEN}\"]\nviewer_tokens = [\"{VIEWER_TOKEN}\"]\nnode_tokens = [\"{NODE_TOKEN}\"]\n"
+             [auth]\nadmin_tokens = [\"{ADMIN_TOKEN}\"]\nviewer_tokens = [\"{VIEWER_TOKEN}\"]\nnode_tokens = [\"{NODE_TOKEN}\"]\n{}",
+            if self.tls { "[tls]\ncert = \"server.crt\"\nkey = \"server.key\"\n" } else { "" }
         );
         let config_path = self.dir.join("vigil.toml");
         fs::write(&config_path, config).unwrap_or_else(|e| panic!("write config: {e}"));
@@ -140,10 +155,16 @@ impl VigilServe {
 
     /// Runs the CLI against this server with `token`.
     pub fn cli(&self, token: &str, args: &[&str]) -> Output {
-        Command::new(vigil_bin())
-            .arg("--server")
-            .arg(format!("http://{}", self.grpc))
-            .arg("--token")
+        let mut cmd = Command::new(vigil_bin());
+        if self.tls {
+            cmd.arg("--server")
+                .arg(format!("https://localhost:{}", self.grpc.port()))
+                .arg("--ca")
+                .arg(self.dir.join("server.crt"));
+        } else {
+            cmd.arg("--server").arg(format!("http://{}", self.grpc));
+        }
+        cmd.arg("--token")
             .arg(token)
             .args(args)
             .output()
@@ -155,7 +176,11 @@ impl VigilServe {
         let cp = self.grpc;
         let token_file = self.node_token_file();
         let node = node_id.to_owned();
-        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        let mut extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        if self.tls {
+            extra.push("--tls-ca".into());
+            extra.push(self.dir.join("server.crt").to_string_lossy().into_owned());
+        }
         let wasm = wasm_path();
         EnvoyConfig::rendered(move |listen, admin| {
             let out = Command::new(vigil_bin())

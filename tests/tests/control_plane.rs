@@ -357,3 +357,187 @@ fn control_plane_crash_loses_no_events_and_never_blocks_traffic() {
     assert!(per.values().all(|&n| n == 1), "each exactly once");
     println!("control plane killed under traffic: {total} events, all stored exactly once");
 }
+
+/// A bundle the edge cannot accept (here: a stored document that no longer validates, as after
+/// tampering or a downgrade) is refused by every edge, the refusal is reported, and the last
+/// good policy stays in force.
+#[test]
+fn edges_refuse_a_bad_bundle_and_keep_the_last_good_policy() {
+    use sha2::{Digest, Sha256};
+    let mut fleet = Fleet::start();
+    ok(&fleet.push(CANARY_POLICY));
+    assert!(wait_until(Duration::from_secs(5), || fleet
+        .status(0, CANARY)
+        == 403
+        && fleet.status(1, CANARY) == 403));
+    let good = fleet.applied_versions();
+
+    fleet.serve.kill9();
+    let bad_json = r#"{"mode": "enforce", "custom_rules": [{"id": "tampered", "targets": ["query"], "pattern": "(unclosed"}]}"#;
+    let sha: String = Sha256::digest(bad_json.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    {
+        let db = rusqlite::Connection::open(fleet.serve.dir().join("vigil.db"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        db.execute(
+            "INSERT INTO policies (version, sha256, json, comment, author_role, created_unix_ms) VALUES (99, ?1, ?2, 'tampered', 'admin', 0)",
+            rusqlite::params![sha, bad_json],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        db.execute("UPDATE current_policy SET version = 99 WHERE id = 1", [])
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    fleet.serve.restart();
+    let refused = wait_until(Duration::from_secs(10), || {
+        let nodes = fleet.nodes();
+        nodes.len() == 2
+            && nodes.iter().all(|n| {
+                n["connected"].as_bool() == Some(true)
+                    && n["last_error"].as_str().is_some_and(|e| {
+                        e.contains("tampered") && e.contains("custom_rules[0].pattern")
+                    })
+            })
+    });
+    assert!(
+        refused,
+        "both edges report the refusal naming rule and field: {:?}",
+        fleet.nodes()
+    );
+    assert_eq!(
+        fleet.applied_versions(),
+        good,
+        "edges keep the last good version"
+    );
+    assert_eq!(
+        (fleet.status(0, CANARY), fleet.status(1, CANARY)),
+        (403, 403),
+        "last good policy still enforced"
+    );
+    for envoy in &fleet.envoys {
+        assert_eq!(
+            envoy.stat("wasmcustom.vigil.service.policies_refused"),
+            Some(1)
+        );
+    }
+}
+
+/// While the control plane is away the edge keeps only the newest N events, counts what it
+/// dropped (a stat, and `vigil nodes` after reconnecting) and delivers the rest exactly once.
+#[test]
+fn buffer_bound_keeps_the_newest_events_and_counts_drops() {
+    let mut serve = VigilServe::start();
+    let api = DemoApi::start();
+    let envoy = Envoy::start(serve.envoy_config(
+        "edge-small",
+        api.port(),
+        &["--max-buffered-events", "20"],
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let nodes = |serve: &VigilServe| {
+        json_lines(&String::from_utf8_lossy(
+            &serve.cli(VIEWER_TOKEN, &["nodes", "--json"]).stdout,
+        ))
+    };
+    let connected = |serve: &VigilServe| {
+        nodes(serve)
+            .iter()
+            .any(|n| n["connected"].as_bool() == Some(true))
+    };
+    assert!(wait_until(Duration::from_secs(10), || connected(&serve)));
+    serve.kill9();
+    for i in 0..50 {
+        let r = envoy
+            .send(&RawRequest::get(format!(
+                "/search?q=%3Cscript%3E&bound=b{i:02}"
+            )))
+            .map(|r| r.status)
+            .unwrap_or(0);
+        assert_eq!(r, 403, "enforcing while the control plane is down");
+    }
+    assert!(wait_until(Duration::from_secs(5), || envoy
+        .stat("wasmcustom.vigil.service.events_dropped")
+        == Some(30)));
+    serve.restart();
+    let stored = || {
+        let out = serve.cli(
+            VIEWER_TOKEN,
+            &["events", "query", "--limit", "1000", "--json"],
+        );
+        let mut markers: Vec<String> = json_lines(&String::from_utf8_lossy(&out.stdout))
+            .iter()
+            .filter_map(|e| {
+                e["path"]
+                    .as_str()
+                    .and_then(|p| p.split("bound=").nth(1))
+                    .map(str::to_owned)
+            })
+            .collect();
+        markers.sort();
+        markers
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || stored().len() >= 20),
+        "got {:?}",
+        stored()
+    );
+    let expected: Vec<String> = (30..50).map(|i| format!("b{i:02}")).collect();
+    assert_eq!(stored(), expected, "the newest 20, each once");
+    assert!(
+        wait_until(Duration::from_secs(5), || nodes(&serve)
+            .iter()
+            .any(|n| n["events_dropped"].as_u64() == Some(30))),
+        "drops reported: {:?}",
+        nodes(&serve)
+    );
+}
+
+/// The whole loop over TLS: Envoy's control-plane cluster verifies `vigil serve`'s certificate
+/// (`vigil envoy-config --tls-ca`), and the CLI talks https with `--ca`.
+#[test]
+fn the_loop_works_over_tls() {
+    let serve = VigilServe::start_tls(|dir| {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("server.crt"), cert.cert.pem()).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("server.key"), cert.signing_key.serialize_pem())
+            .unwrap_or_else(|e| panic!("{e}"));
+    });
+    let api = DemoApi::start();
+    let envoy = Envoy::start(serve.envoy_config("edge-tls", api.port(), &[]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let connected = || {
+        String::from_utf8_lossy(&serve.cli(VIEWER_TOKEN, &["nodes", "--json"]).stdout)
+            .contains("\"connected\":true")
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), connected),
+        "edge connects over TLS; serve log:\n{}",
+        serve.log()
+    );
+    let file = new_temp_dir().join("canary.json");
+    std::fs::write(&file, CANARY_POLICY).unwrap_or_else(|e| panic!("{e}"));
+    ok(&serve.cli(
+        ADMIN_TOKEN,
+        &["policy", "push", file.to_str().unwrap_or_default()],
+    ));
+    assert!(wait_until(Duration::from_secs(2), || envoy
+        .send(&RawRequest::get(CANARY))
+        .map(|r| r.status)
+        .unwrap_or(0)
+        == 403));
+    let events = || {
+        json_lines(&String::from_utf8_lossy(
+            &serve
+                .cli(VIEWER_TOKEN, &["events", "query", "--json"])
+                .stdout,
+        ))
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || events()
+            .iter()
+            .any(|e| e["node_id"] == "edge-tls")),
+        "events arrive over TLS"
+    );
+}
