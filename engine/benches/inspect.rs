@@ -2,7 +2,60 @@
 //! policy compilation. `cargo bench -p vigil-engine` (also run by `make bench`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Counts live heap bytes, to report what a compiled policy costs each worker VM.
+struct CountingAllocator;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+fn report_policy_memory() {
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let policy = CompiledPolicy::builtin().expect("built-in policy");
+    let compiled = LIVE_BYTES.load(Ordering::Relaxed) - before;
+    // Regex engines grow lazy caches while matching: measure after some traffic too.
+    let headers: Vec<(&str, &[u8])> = vec![
+        ("user-agent", b"Mozilla/5.0"),
+        ("content-type", b"application/json"),
+    ];
+    for target in [
+        &b"/search?q=1%27%20OR%20%271%27%3D%271"[..],
+        b"/a?x=%3Cscript%3E",
+        b"/users/1?q=O%27Brien",
+    ] {
+        let req = Request {
+            method: "POST",
+            target,
+            headers: &headers,
+            body: Some(br#"{"a": "b'c"}"#),
+            body_truncated: false,
+        };
+        black_box(policy.inspect(&req, &|| 0));
+    }
+    let warmed = LIVE_BYTES.load(Ordering::Relaxed) - before;
+    println!(
+        "memory of the compiled built-in policy: {} KiB after compile, {} KiB after matching",
+        compiled / 1024,
+        warmed / 1024
+    );
+    drop(policy);
+}
 use vigil_engine::{CompiledPolicy, Request};
 
 const JWT: &str = "Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI0MTYzZTY2OS1jYzM0IiwiZXhwIjoxOTAwMDAwMDAwLCJzY29wZSI6InJlYWQ6YWxsIn0.QCoNw864tdbGHmHwp8C0VRiGHCZoyitJB-f9GjgoLY8";
@@ -42,6 +95,7 @@ fn serde_json_len(items: &[String]) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
+    report_policy_memory();
     let policy = CompiledPolicy::builtin().expect("built-in policy");
     let now = || 1_800_000_000u64;
 

@@ -3,7 +3,7 @@
 
 pub mod packs;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 
 use crate::targets::{Scope, TargetKind};
@@ -96,6 +96,8 @@ impl SignatureSet {
                 AhoCorasickBuilder::new()
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
+                    // A full DFA: one table lookup per byte on the request path; built once.
+                    .kind(Some(AhoCorasickKind::DFA))
                     .build(&literals)
                     .map_err(|e| (0, PatternError(e.to_string())))?,
             )
