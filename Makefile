@@ -15,7 +15,7 @@ CARGO         ?= cargo
 export ENVOY_BIN
 export VIGIL_WASM := $(CURDIR)/$(WASM)
 
-.PHONY: help tools wasm build test lint unit e2e demo eval bench bench-engine bench-control-plane clean
+.PHONY: help tools wasm build test lint unit e2e demo eval bench bench-engine bench-throughput bench-control-plane clean
 
 help:
 	@echo "make demo   - set everything up and run the demo"
@@ -49,7 +49,7 @@ build: tools wasm
 lint: .tools/.wasm-target
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -p vigil-engine -p vigil-proto -p vigil -p vigil-demo-api -p vigil-e2e -- -D warnings
-	$(CARGO) clippy --target $(WASM_TARGET) -p vigil-filter -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) -p vigil-filter -p vigil-bench-noop-filter -- -D warnings
 
 unit:
 	$(CARGO) test -p vigil-engine -p vigil-proto -p vigil-filter -p vigil -p vigil-demo-api
@@ -67,7 +67,14 @@ CORPUS ?= ../shared/corpus/dev.jsonl
 eval: build
 	$(CARGO) run -q -p vigil-e2e --bin eval -- $(CORPUS) target/eval
 
-bench: bench-engine bench-control-plane
+bench: bench-engine bench-throughput bench-control-plane
+
+# Envoy with no filter, an empty wasm filter and vigil, alternating wrk runs; then a memory soak.
+bench-throughput: tools wasm
+	@command -v wrk >/dev/null || (apt-get install -y wrk || sudo apt-get install -y wrk)
+	$(CARGO) build --release --target $(WASM_TARGET) -p vigil-bench-noop-filter
+	$(CARGO) build --release -p vigil
+	bench/run.sh
 
 bench-engine:
 	$(CARGO) bench -p vigil-engine --bench inspect

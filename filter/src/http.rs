@@ -9,7 +9,6 @@ use proxy_wasm::types::{Action, Bytes};
 use vigil_engine::{Outcome, Request};
 
 use crate::events::{self, RequestFacts};
-use crate::metrics::incr;
 use crate::worker::Shared;
 use proxy_wasm::hostcalls;
 
@@ -85,30 +84,32 @@ impl VigilHttp {
         let verdict = shared.policy.inspect(&request, &now);
 
         let m = &shared.metrics;
-        incr(m.inspected);
+        m.inspected.bump();
         if verdict.body_truncated {
-            incr(m.body_truncated);
+            m.body_truncated.bump();
         }
         for f in &verdict.findings {
-            incr(m.finding(f.rule.category, f.rule.action));
+            if let Some(c) = m.finding(f.rule.category, f.rule.action) {
+                c.bump();
+            }
         }
         if verdict.would_block && verdict.outcome != Outcome::Block {
-            incr(m.would_block);
+            m.would_block.bump();
         }
         if !verdict.findings.is_empty() {
             self.enqueue_event(&verdict, method, target);
         }
         match verdict.outcome {
             Outcome::Allow => {
-                incr(m.allowed);
+                m.allowed.bump();
                 Action::Continue
             }
             Outcome::Monitor => {
-                incr(m.monitored);
+                m.monitored.bump();
                 Action::Continue
             }
             Outcome::Block => {
-                incr(m.blocked);
+                m.blocked.bump();
                 let rule = verdict
                     .blocking_rule
                     .map(|r| r.id.as_str())
@@ -161,8 +162,8 @@ impl VigilHttp {
         };
         let bytes = events::encode(verdict, facts);
         match hostcalls::enqueue_shared_queue(queue, Some(&bytes)) {
-            Ok(()) => incr(shared.metrics.events_enqueued),
-            Err(_) => incr(shared.metrics.events_enqueue_failed),
+            Ok(()) => shared.metrics.events_enqueued.bump(),
+            Err(_) => shared.metrics.events_enqueue_failed.bump(),
         }
     }
 }

@@ -1,22 +1,53 @@
 //! Envoy stats. Names are fixed at configure time and bounded: per category and action,
 //! never per IP or path. `envoy/gateway.yaml`'s `stats_tags` turn the name parts into labels.
+//!
+//! Worker counters are kept in the VM and flushed to Envoy on the root context's tick (every
+//! 100 ms), so a request costs no host call for its stats.
+
+use std::cell::Cell;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 use vigil_engine::{Category, RuleAction};
 
+/// A counter whose increments wait in the VM until [`Metrics::flush`].
+pub struct Counter {
+    id: Option<u32>,
+    pending: Cell<u64>,
+}
+
+impl Counter {
+    fn define(name: &str) -> Counter {
+        Counter {
+            id: counter(name),
+            pending: Cell::new(0),
+        }
+    }
+
+    pub fn bump(&self) {
+        self.pending.set(self.pending.get() + 1);
+    }
+
+    fn flush(&self) {
+        let n = self.pending.replace(0);
+        if n > 0 {
+            add(self.id, n);
+        }
+    }
+}
+
 pub struct Metrics {
-    pub inspected: Option<u32>,
-    pub allowed: Option<u32>,
-    pub blocked: Option<u32>,
-    pub monitored: Option<u32>,
-    pub would_block: Option<u32>,
-    pub body_truncated: Option<u32>,
-    pub policy_updates: Option<u32>,
-    pub events_enqueued: Option<u32>,
-    pub events_enqueue_failed: Option<u32>,
+    pub inspected: Counter,
+    pub allowed: Counter,
+    pub blocked: Counter,
+    pub monitored: Counter,
+    pub would_block: Counter,
+    pub body_truncated: Counter,
+    pub policy_updates: Counter,
+    pub events_enqueued: Counter,
+    pub events_enqueue_failed: Counter,
     /// Indexed by `category.index() * 2 + action`.
-    findings: Vec<Option<u32>>,
+    findings: Vec<Counter>,
 }
 
 pub fn counter(name: &str) -> Option<u32> {
@@ -28,7 +59,7 @@ impl Metrics {
         let mut findings = Vec::with_capacity(Category::ALL.len() * 2);
         for category in Category::ALL {
             for action in RuleAction::ALL {
-                findings.push(counter(&format!(
+                findings.push(Counter::define(&format!(
                     "vigil.findings.category.{}.action.{}",
                     category.as_str(),
                     action.as_str()
@@ -36,28 +67,43 @@ impl Metrics {
             }
         }
         Metrics {
-            inspected: counter("vigil.requests.inspected"),
-            allowed: counter("vigil.requests.allowed"),
-            blocked: counter("vigil.requests.blocked"),
-            monitored: counter("vigil.requests.monitored"),
-            would_block: counter("vigil.requests.would_block"),
-            body_truncated: counter("vigil.requests.body_truncated"),
-            policy_updates: counter("vigil.policy.updates"),
-            events_enqueued: counter("vigil.events.enqueued"),
-            events_enqueue_failed: counter("vigil.events.enqueue_failed"),
+            inspected: Counter::define("vigil.requests.inspected"),
+            allowed: Counter::define("vigil.requests.allowed"),
+            blocked: Counter::define("vigil.requests.blocked"),
+            monitored: Counter::define("vigil.requests.monitored"),
+            would_block: Counter::define("vigil.requests.would_block"),
+            body_truncated: Counter::define("vigil.requests.body_truncated"),
+            policy_updates: Counter::define("vigil.policy.updates"),
+            events_enqueued: Counter::define("vigil.events.enqueued"),
+            events_enqueue_failed: Counter::define("vigil.events.enqueue_failed"),
             findings,
         }
     }
 
-    pub fn finding(&self, category: Category, action: RuleAction) -> Option<u32> {
+    pub fn finding(&self, category: Category, action: RuleAction) -> Option<&Counter> {
         let a = match action {
             RuleAction::Block => 0,
             RuleAction::Monitor => 1,
         };
-        self.findings
-            .get(category.index() * 2 + a)
-            .copied()
-            .flatten()
+        self.findings.get(category.index() * 2 + a)
+    }
+
+    /// Hands the counts gathered since the last flush to Envoy.
+    pub fn flush(&self) {
+        let fixed = [
+            &self.inspected,
+            &self.allowed,
+            &self.blocked,
+            &self.monitored,
+            &self.would_block,
+            &self.body_truncated,
+            &self.policy_updates,
+            &self.events_enqueued,
+            &self.events_enqueue_failed,
+        ];
+        for c in fixed.into_iter().chain(self.findings.iter()) {
+            c.flush();
+        }
     }
 }
 

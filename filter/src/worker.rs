@@ -12,7 +12,7 @@ use proxy_wasm::types::LogLevel;
 use vigil_engine::CompiledPolicy;
 
 use crate::http::VigilHttp;
-use crate::metrics::{incr, Metrics};
+use crate::metrics::Metrics;
 use crate::shared;
 
 /// How often a worker looks for a newly pushed policy (well inside the 1 s push budget).
@@ -105,6 +105,9 @@ impl FilterRoot {
     }
 
     pub fn on_tick(&mut self) {
+        if let Some(m) = &self.metrics {
+            m.flush();
+        }
         self.poll_pushed_policy();
         resolve_events_queue(&self.events_queue);
     }
@@ -132,7 +135,7 @@ impl FilterRoot {
                     &format!("vigil: switched to pushed policy version {version}"),
                 );
                 if let Some(m) = &self.metrics {
-                    incr(m.policy_updates);
+                    m.policy_updates.bump();
                 }
                 self.install(policy, version.to_owned());
             }

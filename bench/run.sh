@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# `make bench`'s throughput part: Envoy with no filter, with an empty wasm filter (the floor any
+# wasm filter pays) and with vigil (default policy), measured with wrk in alternating runs
+# (A B C A B C ...) on loopback, for a benign mix and an attack mix; then a soak of vigil to check
+# that Envoy's resident memory stays flat. Results: target/bench/results.json.
+#
+# Env: ROUNDS (3), DURATION (10s), CONNECTIONS (32), SOAK_REQUESTS (1000000; 0 skips the soak).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ENVOY_BIN=${ENVOY_BIN:-.tools/envoy/envoy/_bin/envoy}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-32}
+SOAK_REQUESTS=${SOAK_REQUESTS:-1000000}
+OUT=target/bench
+mkdir -p "$OUT"
+UPSTREAM_PORT=18180 GATEWAY_PORT=18190 ADMIN_PORT=18191 UPSTREAM_ADMIN_PORT=18181
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+
+# The upstream: a second Envoy answering 200 at once, so the measured Envoy is the bottleneck.
+cat >"$OUT/upstream.yaml" <<YAML
+admin: { address: { socket_address: { address: 127.0.0.1, port_value: $UPSTREAM_ADMIN_PORT } } }
+static_resources:
+  listeners:
+    - address: { socket_address: { address: 127.0.0.1, port_value: $UPSTREAM_PORT } }
+      filter_chains:
+        - filters:
+            - name: envoy.filters.network.http_connection_manager
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                stat_prefix: upstream
+                route_config:
+                  virtual_hosts:
+                    - name: all
+                      domains: ["*"]
+                      routes: [{ match: { prefix: "/" }, direct_response: { status: 200, body: { inline_string: "{\"ok\":true}" } } }]
+                http_filters: [{ name: envoy.filters.http.router, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } }]
+YAML
+# The three gateways: vigil from `vigil envoy-config`; the floor and "none" derived from it.
+target/release/vigil envoy-config --no-control-plane --listen 127.0.0.1:$GATEWAY_PORT --admin 127.0.0.1:$ADMIN_PORT \
+  --upstream 127.0.0.1:$UPSTREAM_PORT --wasm target/wasm32-wasip1/release/vigil_filter.wasm >"$OUT/vigil.yaml"
+sed "s#vigil_filter.wasm#vigil_bench_noop_filter.wasm#" "$OUT/vigil.yaml" >"$OUT/empty-wasm.yaml"
+python3 - "$OUT/vigil.yaml" "$OUT/no-filter.yaml" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+out, skip = [], None
+for line in lines:
+    if "- name: envoy.filters.http.wasm" in line:
+        skip = len(line) - len(line.lstrip())
+        continue
+    if skip is not None:
+        if line.strip() and len(line) - len(line.lstrip()) <= skip:
+            skip = None
+        else:
+            continue
+    out.append(line)
+open(sys.argv[2], "w").write("\n".join(out))
+PY
+
+ready() { for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$1/ready" >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
+"$ENVOY_BIN" -c "$OUT/upstream.yaml" --concurrency 1 --disable-hot-restart --base-id 181 --log-level error >"$OUT/upstream.log" 2>&1 &
+pids+=($!)
+ready $UPSTREAM_ADMIN_PORT || { echo "upstream Envoy did not start" >&2; exit 1; }
+
+start_gateway() {
+  "$ENVOY_BIN" -c "$OUT/$1.yaml" --concurrency 1 --disable-hot-restart --base-id 191 --log-level error >"$OUT/$1.log" 2>&1 &
+  GATEWAY_PID=$!
+  ready $ADMIN_PORT || { echo "gateway $1 did not start:"; tail -5 "$OUT/$1.log"; exit 1; }
+}
+stop_gateway() { kill "$GATEWAY_PID" 2>/dev/null || true; wait "$GATEWAY_PID" 2>/dev/null || true; }
+
+: >"$OUT/runs.txt"
+for mix in ${MIXES:-benign attack}; do
+  for round in $(seq 1 "$ROUNDS"); do
+    for config in no-filter empty-wasm vigil; do
+      start_gateway "$config"
+      wrk -t1 -c"$CONNECTIONS" -d2s -s "bench/$mix.lua" "http://127.0.0.1:$GATEWAY_PORT" >/dev/null   # warm-up
+      wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "bench/$mix.lua" "http://127.0.0.1:$GATEWAY_PORT" >"$OUT/wrk.txt"
+      stop_gateway
+      python3 - "$mix" "$config" "$round" "$OUT/wrk.txt" >>"$OUT/runs.txt" <<'PY'
+import re, sys
+mix, config, rnd, path = sys.argv[1:5]
+text = open(path).read()
+def ms(label):
+    m = re.search(r"^\s*%s%%\s+([\d.]+)(us|ms|s)\s*$" % label, text, re.M)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+print(f"{mix} {config} {rnd} {rps:.0f} {ms('50'):.3f} {ms('99'):.3f} {non2xx.group(1) if non2xx else 0}")
+PY
+      tail -1 "$OUT/runs.txt"
+    done
+  done
+done
+
+soak_line=""
+if [ "$SOAK_REQUESTS" -gt 0 ]; then
+  start_gateway vigil
+  rss() { awk '/VmRSS/ {print $2}' "/proc/$GATEWAY_PID/status"; }
+  wrk -t1 -c"$CONNECTIONS" -d10s -s bench/benign.lua "http://127.0.0.1:$GATEWAY_PORT" >/dev/null   # warm-up
+  base=$(rss); total=0; samples="$base"
+  while [ "$total" -lt "$SOAK_REQUESTS" ]; do
+    n=$(wrk -t1 -c"$CONNECTIONS" -d10s -s bench/benign.lua "http://127.0.0.1:$GATEWAY_PORT" | awk '/requests in/ {print $1}')
+    total=$((total + n)); samples="$samples $(rss)"
+  done
+  stop_gateway
+  soak_line="soak $total $samples"
+  echo "$soak_line"
+fi
+
+python3 - "$OUT/runs.txt" "$OUT/results.json" "$soak_line" <<'PY'
+import json, statistics, sys
+runs = [l.split() for l in open(sys.argv[1]) if l.strip()]
+res = {}
+for mix, config, rnd, rps, p50, p99, non2xx in runs:
+    r = res.setdefault(mix, {}).setdefault(config, {"rps": [], "p50_ms": [], "p99_ms": [], "non_2xx": []})
+    r["rps"].append(float(rps)); r["p50_ms"].append(float(p50)); r["p99_ms"].append(float(p99)); r["non_2xx"].append(int(non2xx))
+print("\n%-7s %-11s %10s %9s %9s" % ("mix", "config", "req/s", "p50 ms", "p99 ms"))
+summary = {}
+for mix, configs in res.items():
+    summary[mix] = {}
+    for config, r in configs.items():
+        s = {k: statistics.median(v) for k, v in r.items() if k != "non_2xx"}
+        s["non_2xx"] = sum(r["non_2xx"]); s["runs"] = r
+        summary[mix][config] = s
+        print("%-7s %-11s %10.0f %9.3f %9.3f" % (mix, config, s["rps"], s["p50_ms"], s["p99_ms"]))
+    v, e, n = (summary[mix].get(c) for c in ("vigil", "empty-wasm", "no-filter"))
+    if v and e and n:
+        summary[mix]["ratios"] = {"vigil/no-filter": v["rps"] / n["rps"], "vigil/empty-wasm": v["rps"] / e["rps"],
+                                  "added_p99_vs_empty_wasm_ms": v["p99_ms"] - e["p99_ms"]}
+        print("%-7s vigil/no-filter %.2f, vigil/empty-wasm %.2f, added p99 vs empty wasm %.3f ms" % (
+            mix, v["rps"] / n["rps"], v["rps"] / e["rps"], v["p99_ms"] - e["p99_ms"]))
+if sys.argv[3]:
+    parts = sys.argv[3].split()
+    total, samples = int(parts[1]), [int(x) for x in parts[2:]]
+    growth = (samples[-1] - samples[0]) / samples[0]
+    summary["soak"] = {"requests": total, "rss_kib_after_warmup": samples[0], "rss_kib_samples": samples, "growth": growth}
+    print("soak: %d requests, Envoy RSS %d KiB after warm-up -> %d KiB at the end (%+.1f%%)" % (total, samples[0], samples[-1], 100 * growth))
+json.dump(summary, open(sys.argv[2], "w"), indent=2)
+print("results:", sys.argv[2])
+PY
