@@ -90,6 +90,8 @@ pub struct Report {
     pub per_class: BTreeMap<String, ClassResult>,
     pub blocked_benign: Vec<Outcomes>,
     pub missed_attacks: Vec<Outcomes>,
+    /// Every request's decision, in corpus order: (id, blocked, blocking rule).
+    pub decisions: Vec<(String, bool, Option<String>)>,
     pub errors: Vec<String>,
 }
 
@@ -161,11 +163,46 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// The headers as the filter sees them behind Envoy: names in lower case, and a `Referer` that
+/// Envoy's connection manager would drop removed (see [`envoy_keeps_referer`]).
 fn lower_headers(req: &CorpusRequest) -> Vec<(String, Vec<u8>)> {
     req.headers
         .iter()
         .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
+        .filter(|(n, v)| n != "referer" || envoy_keeps_referer(v))
         .collect()
+}
+
+/// Envoy sanitises `Referer` while decoding, before any filter: a value that is neither an
+/// absolute URL without fragment or userinfo nor a relative reference made of URI characters
+/// (RFC 3986, no `:` in the first segment, no fragment) is removed, and never reaches the
+/// filter or the upstream. Modelled here so in-process replay matches what the filter sees.
+pub fn envoy_keeps_referer(value: &[u8]) -> bool {
+    if let Some(rest) = value
+        .strip_prefix(b"http://")
+        .or_else(|| value.strip_prefix(b"https://"))
+    {
+        let authority_end = rest
+            .iter()
+            .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+            .unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        return !authority.is_empty()
+            && !authority.contains(&b'@')
+            && !value.contains(&b'#')
+            && !value
+                .iter()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+    }
+    let mut seen_slash = false;
+    value.iter().all(|&b| match b {
+        b':' => seen_slash,
+        b'/' => {
+            seen_slash = true;
+            true
+        }
+        _ => b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=@?%".contains(&b),
+    })
 }
 
 pub fn in_process(corpus: &[CorpusRequest], policy: &CompiledPolicy, now: u64) -> Vec<Outcomes> {
@@ -264,8 +301,7 @@ fn send(addr: SocketAddr, req: &CorpusRequest) -> anyhow::Result<(u16, Option<St
     stream.set_read_timeout(Some(Duration::from_secs(15)))?;
     stream.set_write_timeout(Some(Duration::from_secs(15)))?;
     stream.write_all(&raw_request(req))?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
+    let response = read_response(&mut stream)?;
     let head_end = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -286,6 +322,41 @@ fn send(addr: SocketAddr, req: &CorpusRequest) -> anyhow::Result<(u16, Option<St
         None
     };
     Ok((status, rule))
+}
+
+/// Reads one response and stops as soon as it is complete (Content-Length or chunked framing):
+/// after a local reply Envoy keeps the connection open for its delayed-close timeout, so
+/// reading to the end would cost a second per blocked request.
+fn read_response(stream: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(buf);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        let body_len = buf.len() - head_end - 4;
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        if let Some(length) = length {
+            if body_len >= length {
+                return Ok(buf);
+            }
+        } else if head
+            .lines()
+            .any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"))
+            && buf.ends_with(b"0\r\n\r\n")
+        {
+            return Ok(buf);
+        }
+    }
 }
 
 fn through_envoy(
@@ -362,7 +433,9 @@ pub fn summarise(mode: String, corpus: String, policy: String, outcomes: Vec<Out
     let (mut attacks, mut benign) = (ClassResult::default(), ClassResult::default());
     let mut blocked_benign = Vec::new();
     let mut missed_attacks = Vec::new();
+    let mut decisions = Vec::with_capacity(outcomes.len());
     for o in outcomes {
+        decisions.push((o.id.clone(), o.blocked, o.rule.clone()));
         let is_attack = o.label == "attack";
         let bucket = if is_attack { &mut attacks } else { &mut benign };
         bucket.n += 1;
@@ -382,6 +455,7 @@ pub fn summarise(mode: String, corpus: String, policy: String, outcomes: Vec<Out
     attacks.rate = rate(attacks.n, attacks.detected);
     benign.rate = rate(benign.n, benign.detected);
     Report {
+        decisions,
         mode,
         corpus,
         policy,
@@ -461,5 +535,42 @@ fn cut(s: &str, n: usize) -> String {
         s.to_owned()
     } else {
         format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::envoy_keeps_referer;
+
+    /// Observed with Envoy 1.40: which Referer values reach the filter.
+    #[test]
+    fn referer_sanitisation_matches_envoy() {
+        for kept in [
+            "hello",
+            "http://x/hello",
+            "http://x/hello<",
+            "hello'x",
+            "hello%zz",
+            "/a/b:c?d=e",
+            "https://example.com/p?q=1",
+        ] {
+            assert!(envoy_keeps_referer(kept.as_bytes()), "{kept}");
+        }
+        for dropped in [
+            "hello world",
+            "(hello)#",
+            "hello{x}",
+            "hello#b",
+            "hello\"b",
+            "hello|b",
+            "hello:x",
+            "javascript:hello",
+            "hello[1]",
+            "http://hello/a b",
+            "${jndi:ldap://x/a}",
+            "http://user@host/",
+        ] {
+            assert!(!envoy_keeps_referer(dropped.as_bytes()), "{dropped}");
+        }
     }
 }

@@ -4,7 +4,6 @@
 //!
 //!   cargo run -p vigil-e2e --bin eval -- [CORPUS] [OUT_DIR]
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -26,32 +25,6 @@ fn replay(args: &[String]) -> serde_json::Value {
     let text = std::fs::read_to_string(&out_file)
         .unwrap_or_else(|e| panic!("{}: {e}", out_file.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", out_file.display()))
-}
-
-/// id -> blocked: attacks are blocked and benign requests pass, except those the report
-/// lists as missed attacks or blocked benign requests.
-fn decisions(
-    labels: &BTreeMap<String, bool>,
-    report: &serde_json::Value,
-) -> BTreeMap<String, bool> {
-    let mut out = labels.clone();
-    for (list, blocked) in [("missed_attacks", false), ("blocked_benign", true)] {
-        for o in report[list].as_array().into_iter().flatten() {
-            if let Some(id) = o["id"].as_str() {
-                out.insert(id.to_owned(), blocked);
-            }
-        }
-    }
-    out
-}
-
-/// id -> is an attack, from the corpus.
-fn labels(corpus: &str) -> BTreeMap<String, bool> {
-    let text = std::fs::read_to_string(corpus).unwrap_or_else(|e| panic!("{corpus}: {e}"));
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|r| Some((r["id"].as_str()?.to_owned(), r["label"] == "attack")))
-        .collect()
 }
 
 fn main() {
@@ -80,27 +53,25 @@ fn main() {
         .to_string_lossy()
         .into_owned();
     println!("\n== in-process, built-in policy ==");
-    let labels = labels(&corpus);
     let inproc = replay(&[corpus, "--out".into(), inproc_out.clone()]);
-    let (a, b) = (decisions(&labels, &through), decisions(&labels, &inproc));
-    let differ: Vec<&String> = a.keys().filter(|id| a.get(*id) != b.get(*id)).collect();
-    println!(
-        "\n{} requests decided differently in-process and through Envoy",
-        differ.len()
+    // Exact agreement: the same decision and the same blocking rule for every request.
+    let (a, b) = (
+        through["decisions"].as_array().cloned().unwrap_or_default(),
+        inproc["decisions"].as_array().cloned().unwrap_or_default(),
     );
-    let word = |blocked: Option<&bool>| {
-        if blocked == Some(&true) {
-            "blocked"
-        } else {
-            "passed"
-        }
-    };
-    for id in differ {
-        println!(
-            "  {id}: through Envoy {}, in-process {}",
-            word(a.get(id)),
-            word(b.get(id))
-        );
+    let differ: Vec<String> = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, y)| x != y)
+        .map(|(x, y)| format!("  through Envoy {x}, in-process {y}"))
+        .collect();
+    println!(
+        "\n{} of {} requests decided differently in-process and through Envoy",
+        differ.len(),
+        a.len()
+    );
+    for line in differ {
+        println!("{line}");
     }
     println!("\nresults: {envoy_out}, {inproc_out}");
 }
