@@ -4,13 +4,13 @@
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, Bytes};
 use vigil_engine::{Outcome, Request};
 
 use crate::events::{self, RequestFacts};
 use crate::worker::Shared;
-use proxy_wasm::hostcalls;
 
 pub struct VigilHttp {
     shared: Rc<Shared>,
