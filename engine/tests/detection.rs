@@ -481,3 +481,24 @@ fn multipart_fields_and_file_names() {
         vec![post("/upload", "multipart/form-data; boundary=b1", body)],
     );
 }
+
+#[test]
+fn crlf_injection() {
+    assert_blocked(
+        Category::Protocol,
+        vec![
+            get("/redirect?next=%2F%0D%0ASet-Cookie%3A%20session%3Dattacker"),
+            get("/r?u=x%0d%0aLocation:%20http://evil.example"),
+            get("/lang?l=en%0d%0a%0d%0aHTTP/1.1%20200%20OK"),
+            get("/a%0d%0aX-Injected:%201"),
+        ],
+    );
+    assert_allowed(vec![
+        post(
+            "/tickets",
+            JSON,
+            r#"{"body": "Hi,\nLocation: Dublin office\nThanks"}"#,
+        ),
+        get("/search?q=line%0Atwo"),
+    ]);
+}

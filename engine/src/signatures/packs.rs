@@ -27,6 +27,15 @@ const ALL: Scope = Scope::ALL;
 const UA: Scope = Scope::of(&[TargetKind::UserAgent]);
 const PATH: Scope = Scope::of(&[TargetKind::Path]);
 const KEYS: Scope = Scope::of(&[TargetKind::QueryName, TargetKind::BodyKey]);
+/// Where a raw line break never belongs: the request line and header fields.
+const LINE: Scope = Scope::of(&[
+    TargetKind::Path,
+    TargetKind::QueryName,
+    TargetKind::QueryValue,
+    TargetKind::Header,
+    TargetKind::UserAgent,
+    TargetKind::Cookie,
+]);
 
 /// Shell commands that attackers chain after a separator.
 macro_rules! shell_commands {
@@ -700,6 +709,16 @@ pub const BUILTIN: &[SignatureDef] = &[
         literals: &["'", "\""],
         pattern: r#"['"]\s*or\s+(?:name|local-name|count|string-length|contains|substring|position|last|text|node)\s*\(|['"]\s*\]\s*\|\s*//|//\*\s*\["#,
         description: "XPath expressions injected into a query",
+    },
+    // ---------------------------------------------------------------- protocol
+    SignatureDef {
+        id: "protocol-crlf-injection",
+        category: Protocol,
+        severity: Critical,
+        scope: LINE,
+        literals: &["\r", "\n"],
+        pattern: r"[\r\n]+\s*(?:(?:set-cookie|location|content-(?:type|length|disposition)|refresh|link|x-[\w-]+|access-control-allow-[\w-]+)\s*:|http/\d(?:\.\d)?\s+\d{3}\b|<\s*(?:html|script|svg|body)\b)",
+        description: "a line break that starts a new header or response (header injection, response splitting)",
     },
     // ---------------------------------------------------------------- scanners
     SignatureDef {
