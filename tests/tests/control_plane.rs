@@ -84,6 +84,16 @@ impl Fleet {
         )
     }
 
+    /// Pushes the canary policy and waits until both edges block the canary request.
+    fn enforce_canary(&self) {
+        ok(&self.push(CANARY_POLICY));
+        let both = || self.status(0, CANARY) == 403 && self.status(1, CANARY) == 403;
+        assert!(
+            wait_until(Duration::from_secs(5), both),
+            "edges enforce the canary policy"
+        );
+    }
+
     fn events(&self) -> Vec<serde_json::Value> {
         let out = self.serve.cli(
             VIEWER_TOKEN,
@@ -277,11 +287,7 @@ fn events_from_both_envoys_are_stored_once_each() {
 #[test]
 fn control_plane_crash_loses_no_events_and_never_blocks_traffic() {
     let mut fleet = Fleet::start();
-    ok(&fleet.push(CANARY_POLICY));
-    assert!(wait_until(Duration::from_secs(5), || fleet
-        .status(0, CANARY)
-        == 403
-        && fleet.status(1, CANARY) == 403));
+    fleet.enforce_canary();
 
     // Traffic from a background thread: unique attacks to both edges, all through the outage.
     let stop = Arc::new(AtomicBool::new(false));
@@ -365,11 +371,7 @@ fn control_plane_crash_loses_no_events_and_never_blocks_traffic() {
 fn edges_refuse_a_bad_bundle_and_keep_the_last_good_policy() {
     use sha2::{Digest, Sha256};
     let mut fleet = Fleet::start();
-    ok(&fleet.push(CANARY_POLICY));
-    assert!(wait_until(Duration::from_secs(5), || fleet
-        .status(0, CANARY)
-        == 403
-        && fleet.status(1, CANARY) == 403));
+    fleet.enforce_canary();
     let good = fleet.applied_versions();
 
     fleet.serve.kill9();
