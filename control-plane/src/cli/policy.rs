@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 use vigil_engine::CompiledPolicy;
-use vigil_proto::v1::{GetPolicyRequest, ListPoliciesRequest, PushPolicyRequest, RollbackRequest};
+use vigil_proto::v1::{
+    GetPolicyRequest, ListPoliciesRequest, PolicyBundle, PushPolicyRequest, PushPolicyResponse,
+    RollbackRequest,
+};
 
 use super::client::{status_error, Client};
 use super::policy_test::TestArgs;
@@ -86,8 +89,17 @@ pub fn compile_file(file: &std::path::Path) -> anyhow::Result<CompiledPolicy> {
         .with_context(|| format!("{} is not a valid policy", file.display()))
 }
 
-fn is_unchanged<T>(response: &tonic::Response<T>) -> bool {
-    response.metadata().get(UNCHANGED_HEADER).is_some()
+/// The bundle a push or rollback made current, and whether it was already current (the server
+/// says so in metadata rather than creating a version).
+fn resulting_bundle(
+    response: tonic::Response<PushPolicyResponse>,
+) -> anyhow::Result<(PolicyBundle, bool)> {
+    let unchanged = response.metadata().get(UNCHANGED_HEADER).is_some();
+    let bundle = response
+        .into_inner()
+        .bundle
+        .context("the server answered without a bundle")?;
+    Ok((bundle, unchanged))
 }
 
 fn short(sha: &str) -> &str {
@@ -113,11 +125,7 @@ async fn push(
         .await
         .map_err(status_error)
         .with_context(|| format!("{} was not pushed", file.display()))?;
-    let unchanged = is_unchanged(&response);
-    let bundle = response
-        .into_inner()
-        .bundle
-        .context("the server answered without a bundle")?;
+    let (bundle, unchanged) = resulting_bundle(response)?;
     if unchanged {
         println!(
             "unchanged: version {} is already this policy (sha256 {})",
@@ -231,11 +239,7 @@ async fn rollback(server: &ServerArgs, to: Option<u64>) -> anyhow::Result<ExitCo
         })
         .await
         .map_err(status_error)?;
-    let unchanged = is_unchanged(&response);
-    let bundle = response
-        .into_inner()
-        .bundle
-        .context("the server answered without a bundle")?;
+    let (bundle, unchanged) = resulting_bundle(response)?;
     if unchanged {
         println!(
             "unchanged: current version {} already has that policy (sha256 {})",
