@@ -1,6 +1,7 @@
 //! Turning a [`PolicyDocument`] into the structures the request path uses: done once, at
 //! configure time, and the only place a policy can be refused.
 
+use crate::behaviour::CompiledBehaviour;
 use crate::model::{Category, Mode, RuleAction, Severity};
 use crate::policy::{PolicyDocument, PolicyError};
 use crate::routes::RoutePattern;
@@ -111,6 +112,7 @@ pub struct CompiledPolicy {
     pub(crate) exceptions: Vec<CompiledException>,
     pub(crate) api_key_headers: Vec<String>,
     pub(crate) session_cookies: Vec<String>,
+    pub(crate) behaviour: CompiledBehaviour,
 }
 
 impl std::fmt::Debug for CompiledPolicy {
@@ -241,6 +243,8 @@ impl CompiledPolicy {
         })?;
 
         let routes = compile_routes(&document)?;
+        let route_names: Vec<String> = document.routes.iter().map(|r| r.path.clone()).collect();
+        let behaviour = CompiledBehaviour::compile(&document.behaviour, &route_names)?;
         let exceptions = compile_exceptions(&document, &rules)?;
         let lower = |v: &[String]| v.iter().map(|s| s.to_ascii_lowercase()).collect::<Vec<_>>();
         Ok(CompiledPolicy {
@@ -252,7 +256,17 @@ impl CompiledPolicy {
             signatures,
             routes,
             exceptions,
+            behaviour,
         })
+    }
+
+    pub fn behaviour(&self) -> &CompiledBehaviour {
+        &self.behaviour
+    }
+
+    /// Headers that carry API keys (lower case).
+    pub fn api_key_headers(&self) -> &[String] {
+        &self.api_key_headers
     }
 
     pub fn document(&self) -> &PolicyDocument {

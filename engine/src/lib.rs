@@ -4,6 +4,7 @@
 //! `vigil replay`) and the control plane all call this crate, so what a rule author tests is
 //! exactly what runs at the edge. Time is passed in by the caller.
 
+pub mod behaviour;
 pub mod compiled;
 pub mod inspect;
 pub mod jwt;

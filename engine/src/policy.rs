@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::behaviour::BehaviourSettings;
 use crate::model::{Category, Mode, RuleAction, Severity};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +35,9 @@ pub struct PolicyDocument {
     pub exceptions: Vec<Exception>,
     #[serde(default)]
     pub auth: AuthSettings,
+    /// Behaviour detectors, each off until named here.
+    #[serde(default, skip_serializing_if = "BehaviourSettings::is_default")]
+    pub behaviour: BehaviourSettings,
 }
 
 mod defaults {
@@ -73,6 +77,7 @@ impl Default for PolicyDocument {
             routes: Vec::new(),
             exceptions: Vec::new(),
             auth: AuthSettings::default(),
+            behaviour: BehaviourSettings::default(),
         }
     }
 }

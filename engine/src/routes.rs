@@ -12,6 +12,8 @@ enum Segment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutePattern {
     segments: Vec<Segment>,
+    /// `{name}` parameters and their segment positions.
+    params: Vec<(String, usize)>,
 }
 
 impl RoutePattern {
@@ -21,7 +23,11 @@ impl RoutePattern {
         }
         let parts: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
         let mut segments = Vec::with_capacity(parts.len());
+        let mut params = Vec::new();
         for (i, part) in parts.iter().enumerate() {
+            if part.len() > 2 && part.starts_with('{') && part.ends_with('}') {
+                params.push((part[1..part.len() - 1].to_owned(), i));
+            }
             let seg = if *part == "**" {
                 if i + 1 != parts.len() {
                     return Err(format!(
@@ -40,7 +46,19 @@ impl RoutePattern {
             };
             segments.push(seg);
         }
-        Ok(RoutePattern { segments })
+        Ok(RoutePattern { segments, params })
+    }
+
+    /// Position of the `{name}` segment.
+    pub fn param_position(&self, name: &str) -> Option<usize> {
+        self.params.iter().find(|(n, _)| n == name).map(|(_, i)| *i)
+    }
+
+    /// The `position`-th segment of a normalised path.
+    pub fn segment(path: &[u8], position: usize) -> Option<&[u8]> {
+        path.split(|&b| b == b'/')
+            .filter(|s| !s.is_empty())
+            .nth(position)
     }
 
     /// `path` is normalised (decoded, dot-segments resolved) and without a query string.
