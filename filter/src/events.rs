@@ -1,12 +1,14 @@
 //! Turning a verdict into the compact protobuf event the singleton ships.
 
 use prost::Message;
+use vigil_engine::behaviour::{Detection, Detector, Observation};
 use vigil_engine::Verdict;
-use vigil_proto::v1::{Event, Finding};
+use vigil_proto::v1::{Event, Finding, Observation as ObservationMessage};
 
 /// Paths in events are cut here: enough to see the route, bounded for memory and storage.
 const PATH_MAX: usize = 256;
 
+#[derive(Clone)]
 pub struct RequestFacts<'a> {
     pub unix_ms: i64,
     pub request_id: &'a str,
@@ -44,6 +46,94 @@ pub fn encode(verdict: &Verdict<'_>, facts: RequestFacts<'_>) -> Vec<u8> {
         ..Default::default()
     };
     event.encode_to_vec()
+}
+
+/// A behaviour verdict on a request (`block`, `limit`, `monitor`) or a detection (`detect`).
+pub struct BehaviourEvent<'a> {
+    pub outcome: &'a str,
+    pub detector: Detector,
+    pub action: &'a str,
+    /// `ip:203.0.113.9`, `principal:sub:alice`, ...: what the verdict is about.
+    pub offender: String,
+    /// Count and threshold, for detections.
+    pub detail: String,
+    pub principal: &'a str,
+}
+
+fn behaviour_severity(detector: Detector) -> &'static str {
+    match detector {
+        Detector::BruteForce
+        | Detector::CredentialStuffing
+        | Detector::Bola
+        | Detector::Exfiltration => "critical",
+        _ => "high",
+    }
+}
+
+pub fn encode_behaviour(b: BehaviourEvent<'_>, facts: RequestFacts<'_>) -> Vec<u8> {
+    let path =
+        String::from_utf8_lossy(&facts.target[..facts.target.len().min(PATH_MAX)]).into_owned();
+    Event {
+        unix_ms: facts.unix_ms,
+        request_id: facts.request_id.to_owned(),
+        outcome: b.outcome.to_owned(),
+        method: facts.method.to_owned(),
+        path,
+        client_ip: facts.client_ip,
+        policy_version: facts.policy_version.to_owned(),
+        principal: b.principal.to_owned(),
+        findings: vec![Finding {
+            rule_id: b.detector.rule_id(),
+            category: "behaviour".to_owned(),
+            severity: behaviour_severity(b.detector).to_owned(),
+            action: b.action.to_owned(),
+            target: b.offender,
+            fragment: b.detail,
+        }],
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+pub fn detection_event(d: &Detection, principal: &str, facts: RequestFacts<'_>) -> Vec<u8> {
+    encode_behaviour(
+        BehaviourEvent {
+            outcome: "detect",
+            detector: d.detector,
+            action: d.action.as_str(),
+            offender: format!("{}:{}", d.offender.kind.as_str(), d.offender.value),
+            detail: format!("{} >= {}", d.count, d.threshold),
+            principal,
+        },
+        facts,
+    )
+}
+
+pub fn observation_event(o: &Observation, facts: RequestFacts<'_>) -> Vec<u8> {
+    let path =
+        String::from_utf8_lossy(&facts.target[..facts.target.len().min(PATH_MAX)]).into_owned();
+    Event {
+        unix_ms: facts.unix_ms,
+        request_id: facts.request_id.to_owned(),
+        outcome: "observe".to_owned(),
+        method: facts.method.to_owned(),
+        path,
+        client_ip: facts.client_ip,
+        policy_version: facts.policy_version.to_owned(),
+        principal: o.principal.clone(),
+        observation: Some(ObservationMessage {
+            kind: o.kind.as_str().to_owned(),
+            ip: o.ip.clone(),
+            principal: o.principal.clone(),
+            route: o.route.clone(),
+            subject: o.subject.clone(),
+            status: u32::from(o.status),
+            bytes: o.bytes,
+            records: o.records,
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
 }
 
 /// `10.0.0.1:5555` → `10.0.0.1`, `[::1]:5555` → `::1`.

@@ -1,6 +1,7 @@
 //! Per-request context: collect headers (one host call), buffer the body up to the policy
 //! limit, ask the engine, then continue, or answer 403 with a small JSON body.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
@@ -13,11 +14,13 @@ use crate::events::{self, RequestFacts};
 use crate::worker::Shared;
 
 pub struct VigilHttp {
-    shared: Rc<Shared>,
+    pub(crate) shared: Rc<Shared>,
     context_id: u32,
-    headers: Vec<(String, Bytes)>,
-    request_id: String,
+    pub(crate) headers: Vec<(String, Bytes)>,
+    pub(crate) request_id: String,
     decided: bool,
+    /// Set when behaviour detectors want to see this request's response.
+    pub(crate) watch: RefCell<Option<crate::behaviour::ResponseWatch>>,
 }
 
 impl Context for VigilHttp {}
@@ -30,6 +33,7 @@ impl VigilHttp {
             headers: Vec::new(),
             request_id: String::new(),
             decided: false,
+            watch: RefCell::new(None),
         }
     }
 
@@ -80,6 +84,9 @@ impl VigilHttp {
                 .map(|d| d.as_secs())
                 .unwrap_or(0)
         };
+        if let Some(answered) = self.admit(&request) {
+            return answered;
+        }
         let shared = &self.shared;
         let verdict = shared.policy.inspect(&request, &now);
 
@@ -193,6 +200,20 @@ impl HttpContext for VigilHttp {
         let body = self.get_http_request_body(0, take).unwrap_or_default();
         let truncated = body_size > limit || (!end_of_stream && body_size >= limit);
         self.decide(Some(&body), truncated)
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        self.watch_response_headers();
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        self.watch_response_body(body_size);
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        self.finish_watch();
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {

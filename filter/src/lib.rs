@@ -8,6 +8,7 @@
 //! Nothing here may panic on any request: a trap reloads the VM and fails the request. Host calls
 //! whose SDK wrappers unwrap are made through `hostcalls` directly, with errors handled.
 
+mod behaviour;
 mod config;
 mod events;
 mod http;

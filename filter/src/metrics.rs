@@ -8,6 +8,7 @@ use std::cell::Cell;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
+use vigil_engine::behaviour::{BehaviourAction, Detector};
 use vigil_engine::{Category, RuleAction};
 
 /// A counter whose increments wait in the VM until [`Metrics::flush`].
@@ -40,15 +41,25 @@ pub struct Metrics {
     pub inspected: Counter,
     pub allowed: Counter,
     pub blocked: Counter,
+    pub limited: Counter,
     pub monitored: Counter,
     pub would_block: Counter,
     pub body_truncated: Counter,
     pub policy_updates: Counter,
     pub events_enqueued: Counter,
     pub events_enqueue_failed: Counter,
+    pub blocks_updates: Counter,
     /// Indexed by `category.index() * 2 + action`.
     findings: Vec<Counter>,
+    /// Behaviour verdicts and detections, indexed by `detector * 3 + action`.
+    behaviour: Vec<Counter>,
 }
+
+const BEHAVIOUR_ACTIONS: [BehaviourAction; 3] = [
+    BehaviourAction::Monitor,
+    BehaviourAction::Limit,
+    BehaviourAction::Block,
+];
 
 pub fn counter(name: &str) -> Option<u32> {
     hostcalls::define_metric(MetricType::Counter, name).ok()
@@ -66,10 +77,23 @@ impl Metrics {
                 )));
             }
         }
+        let mut behaviour = Vec::with_capacity(Detector::ALL.len() * 3);
+        for detector in Detector::ALL {
+            for action in BEHAVIOUR_ACTIONS {
+                behaviour.push(Counter::define(&format!(
+                    "vigil.behaviour.{}.{}",
+                    detector.as_str(),
+                    action.as_str()
+                )));
+            }
+        }
         Metrics {
+            blocks_updates: Counter::define("vigil.blocks.updates"),
+            behaviour,
             inspected: Counter::define("vigil.requests.inspected"),
             allowed: Counter::define("vigil.requests.allowed"),
             blocked: Counter::define("vigil.requests.blocked"),
+            limited: Counter::define("vigil.requests.limited"),
             monitored: Counter::define("vigil.requests.monitored"),
             would_block: Counter::define("vigil.requests.would_block"),
             body_truncated: Counter::define("vigil.requests.body_truncated"),
@@ -88,20 +112,32 @@ impl Metrics {
         self.findings.get(category.index() * 2 + a)
     }
 
+    pub fn behaviour(&self, detector: Detector, action: BehaviourAction) -> Option<&Counter> {
+        let d = Detector::ALL.iter().position(|x| *x == detector)?;
+        let a = BEHAVIOUR_ACTIONS.iter().position(|x| *x == action)?;
+        self.behaviour.get(d * 3 + a)
+    }
+
     /// Hands the counts gathered since the last flush to Envoy.
     pub fn flush(&self) {
         let fixed = [
             &self.inspected,
             &self.allowed,
             &self.blocked,
+            &self.limited,
             &self.monitored,
             &self.would_block,
             &self.body_truncated,
             &self.policy_updates,
             &self.events_enqueued,
             &self.events_enqueue_failed,
+            &self.blocks_updates,
         ];
-        for c in fixed.into_iter().chain(self.findings.iter()) {
+        for c in fixed
+            .into_iter()
+            .chain(self.findings.iter())
+            .chain(self.behaviour.iter())
+        {
             c.flush();
         }
     }

@@ -356,7 +356,14 @@ impl ServiceRoot {
             .ok()
             .flatten()
             .and_then(|b| WatchResponse::decode(b.as_slice()).ok());
-        if let Some(bundle) = message.and_then(|m| m.policy) {
+        let Some(message) = message else { return };
+        if let Some(blocks) = message.blocks {
+            self.publish(shared::BLOCKS_KEY, &blocks.encode_to_vec(), "blocks");
+        }
+        if let Some(intel) = message.intel {
+            self.publish(shared::INTEL_KEY, &intel.encode_to_vec(), "intel");
+        }
+        if let Some(bundle) = message.policy {
             self.apply(bundle);
         }
     }
@@ -371,6 +378,16 @@ impl ServiceRoot {
             set(m.connected, 0);
         }
         crate::log(LogLevel::Warn, &format!("vigil service: control plane stream closed (gRPC status {status_code}); enforcing the last good policy, reconnecting"));
+    }
+
+    /// Hands a block or reputation list to the workers, which pick it up on their next tick.
+    fn publish(&self, key: &str, bytes: &[u8], what: &str) {
+        if let Err(status) = hostcalls::set_shared_data(key, Some(bytes), None) {
+            crate::log(
+                LogLevel::Error,
+                &format!("vigil service: could not publish {what}: {status:?}"),
+            );
+        }
     }
 
     /// Checks a bundle and publishes it to the workers, or refuses it and keeps the last good one.

@@ -2,6 +2,10 @@
 
 /// Shared-data key holding the pushed policy: `version`, a newline, then the policy JSON.
 pub const POLICY_KEY: &str = "vigil.policy";
+/// Shared-data key holding the control plane's dynamic blocks: a `vigil.v1.BlockList`.
+pub const BLOCKS_KEY: &str = "vigil.blocks";
+/// Shared-data key holding the reputation list: a `vigil.v1.IntelList`.
+pub const INTEL_KEY: &str = "vigil.intel";
 /// Shared queue the workers put events on and the singleton drains.
 pub const EVENTS_QUEUE: &str = "vigil_events";
 /// The `vm_id` both roles must use (Envoy scopes shared data and queues by it).

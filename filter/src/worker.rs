@@ -2,14 +2,17 @@
 //! switches to a policy the singleton published in shared data (checked on a timer, never on
 //! the request path).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
+use prost::Message;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::HttpContext;
 use proxy_wasm::types::LogLevel;
+use vigil_engine::behaviour::{BehaviourState, BlockEntry, BlockSet, IntelSet};
 use vigil_engine::CompiledPolicy;
+use vigil_proto::v1::{BlockList, IntelList};
 
 use crate::http::VigilHttp;
 use crate::metrics::Metrics;
@@ -26,6 +29,25 @@ pub struct Shared {
     pub metrics: Rc<Metrics>,
     /// The singleton's event queue, once it exists.
     pub events_queue: Rc<Cell<Option<u32>>>,
+    /// Behaviour windows, blocks and reputation: outlive policy switches.
+    pub behaviour: Rc<RefCell<EdgeBehaviour>>,
+}
+
+/// This worker's behaviour state and the lists the control plane pushed.
+pub struct EdgeBehaviour {
+    pub state: BehaviourState,
+    pub blocks: BlockSet,
+    pub intel: IntelSet,
+}
+
+impl Default for EdgeBehaviour {
+    fn default() -> Self {
+        EdgeBehaviour {
+            state: BehaviourState::new(10_000),
+            blocks: BlockSet::default(),
+            intel: IntelSet::default(),
+        }
+    }
 }
 
 /// Looks up the singleton's event queue until it exists. Called at configure time, on every
@@ -46,6 +68,11 @@ pub struct FilterRoot {
     /// CAS of the shared-data policy this VM runs, to notice new pushes.
     applied_cas: Option<u32>,
     events_queue: Rc<Cell<Option<u32>>>,
+    behaviour: Rc<RefCell<EdgeBehaviour>>,
+    blocks_cas: Option<u32>,
+    intel_cas: Option<u32>,
+    /// `max_keys` the behaviour state was sized for.
+    behaviour_keys: usize,
 }
 
 impl FilterRoot {
@@ -87,6 +114,7 @@ impl FilterRoot {
         self.install(policy, version);
         // A VM reloaded after a failure, or configured after a push, starts on the pushed policy.
         self.poll_pushed_policy();
+        self.poll_lists();
         resolve_events_queue(&self.events_queue);
         let _ = hostcalls::set_tick_period(POLICY_POLL);
         true
@@ -96,11 +124,18 @@ impl FilterRoot {
         let Some(metrics) = self.metrics.clone() else {
             return;
         };
+        let max_keys = policy.behaviour().settings().max_keys;
+        if max_keys != self.behaviour_keys {
+            // A new bound: start the windows afresh rather than keep more than allowed.
+            self.behaviour.borrow_mut().state = BehaviourState::new(max_keys);
+            self.behaviour_keys = max_keys;
+        }
         self.shared = Some(Rc::new(Shared {
             policy,
             version,
             metrics,
             events_queue: self.events_queue.clone(),
+            behaviour: self.behaviour.clone(),
         }));
     }
 
@@ -109,7 +144,54 @@ impl FilterRoot {
             m.flush();
         }
         self.poll_pushed_policy();
+        self.poll_lists();
         resolve_events_queue(&self.events_queue);
+    }
+
+    /// Rebuilds the block and reputation sets when the singleton published new ones.
+    fn poll_lists(&mut self) {
+        if let Some(bytes) = changed(shared::BLOCKS_KEY, &mut self.blocks_cas) {
+            let Ok(list) = BlockList::decode(bytes.as_slice()) else {
+                return;
+            };
+            let entries = list
+                .blocks
+                .into_iter()
+                .map(|b| BlockEntry {
+                    kind: b.kind,
+                    value: b.value,
+                    expires_unix_ms: u64::try_from(b.expires_unix_ms).unwrap_or(0),
+                    reason: b.reason,
+                    limit_only: b.limit_only,
+                })
+                .collect();
+            let (set, rejected) = BlockSet::build(entries);
+            for r in rejected {
+                crate::log(
+                    LogLevel::Warn,
+                    &format!(
+                        "vigil: ignoring block `{}` `{}`: not valid",
+                        r.kind, r.value
+                    ),
+                );
+            }
+            self.behaviour.borrow_mut().blocks = set;
+            if let Some(m) = &self.metrics {
+                m.blocks_updates.bump();
+            }
+        }
+        if let Some(bytes) = changed(shared::INTEL_KEY, &mut self.intel_cas) {
+            let Ok(list) = IntelList::decode(bytes.as_slice()) else {
+                return;
+            };
+            let entries = list
+                .entries
+                .into_iter()
+                .map(|e| (e.cidr, e.label))
+                .collect();
+            let (set, _rejected) = IntelSet::build(entries);
+            self.behaviour.borrow_mut().intel = set;
+        }
     }
 
     /// Switches to the policy in shared data when its CAS changed. The singleton validated it
@@ -150,4 +232,16 @@ impl FilterRoot {
         let shared = self.shared.clone()?;
         Some(Box::new(VigilHttp::new(shared, context_id)))
     }
+}
+
+/// The shared-data value under `key` when its CAS differs from the one last seen.
+fn changed(key: &str, seen: &mut Option<u32>) -> Option<Vec<u8>> {
+    let Ok((Some(bytes), cas)) = hostcalls::get_shared_data(key) else {
+        return None;
+    };
+    if cas.is_some() && cas == *seen {
+        return None;
+    }
+    *seen = cas;
+    Some(bytes)
 }

@@ -109,18 +109,12 @@ pub struct PrincipalSettings {
     /// The JWT claim naming the caller.
     #[serde(default = "defaults::claim")]
     pub jwt_claim: String,
-    /// When Envoy's `jwt_authn` verified the token and put its payload in dynamic metadata
-    /// (`payload_in_metadata`), read the claim from there: `[filter, key]`, e.g.
-    /// `["envoy.filters.http.jwt_authn", "jwt_payload"]`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwt_metadata: Option<(String, String)>,
 }
 
 impl Default for PrincipalSettings {
     fn default() -> Self {
         PrincipalSettings {
             jwt_claim: defaults::claim(),
-            jwt_metadata: None,
         }
     }
 }

@@ -558,7 +558,8 @@ impl BehaviourState {
         if n < trigger.threshold {
             return;
         }
-        let k = key(detector.as_str(), value) ^ (kind as u64);
+        // The threshold tells apart detections of one detector on one offender (bytes vs records).
+        let k = key(detector.as_str(), value) ^ (kind as u64) ^ trigger.threshold.rotate_left(17);
         let quiet_ms = secs_ms(trigger.window_secs.max(trigger.block_secs.min(3_600)));
         let until = self.reported.entry(k, now_ms, || 0, |u| *u <= now_ms);
         if *until > now_ms {

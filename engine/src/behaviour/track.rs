@@ -62,7 +62,7 @@ pub struct Tracked {
 
 impl CompiledBehaviour {
     /// Gathers the facts for one request. `peer` is the downstream address; `verified_claims`
-    /// is the JWT payload (JSON) Envoy's `jwt_authn` put in dynamic metadata, when configured.
+    /// is a JWT payload (JSON) the adapter got from a verifier, used instead of the bearer's.
     pub fn track(
         &self,
         request: &Request<'_>,
