@@ -14,10 +14,16 @@ impl SlidingCount {
     pub fn add(&mut self, now_ms: u64, window_ms: u64, amount: u64) -> u64 {
         self.roll(now_ms, window_ms);
         self.current = self.current.saturating_add(amount);
-        self.estimate(now_ms, window_ms)
+        self.current_estimate(now_ms, window_ms)
     }
 
     pub fn estimate(&self, now_ms: u64, window_ms: u64) -> u64 {
+        let mut rolled = self.clone();
+        rolled.roll(now_ms, window_ms);
+        rolled.current_estimate(now_ms, window_ms)
+    }
+
+    fn current_estimate(&self, now_ms: u64, window_ms: u64) -> u64 {
         let window_ms = window_ms.max(1);
         let into = now_ms.saturating_sub(self.bucket_start).min(window_ms);
         let previous_share =
