@@ -3,7 +3,9 @@
 # (`vigil serve`). A scripted mix of benign and attack requests, then the loop: push a rule, see
 # every request path enforce it, query and tail the events; then the stats.
 # Run it with `make demo` (which builds everything first).
-# Ports: gateway 127.0.0.1:10000, Envoy admin :9901, demo API :8080, control plane :18000 (+ :18001 metrics).
+# Then the behaviour scenarios (examples/scenarios/) against two edges, with fleet detection.
+# Ports: gateways 127.0.0.1:10000 and :10001, Envoy admin :9901 and :9902, demo API :8080,
+# control plane :18000 (+ :18001 metrics).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +25,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for port in 8080 9901 10000 18000 18001; do
+for port in 8080 9901 9902 10000 10001 18000 18001; do
   if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
     echo "port $port on 127.0.0.1 is in use; stop whatever holds it and retry" >&2
     exit 1
@@ -52,10 +54,16 @@ pids+=($!)
 "$VIGIL" envoy-config --node-id demo-edge --token-file "$RUN/node.token" --upstream 127.0.0.1:8080 >"$RUN/envoy.yaml"
 "$ENVOY_BIN" -c "$RUN/envoy.yaml" --concurrency 2 --disable-hot-restart --log-level warn >"$RUN/envoy.log" 2>&1 &
 pids+=($!)
+# A second edge, as in a fleet: attacks spread over both are caught by the control plane.
+"$VIGIL" envoy-config --node-id demo-edge-b --token-file "$RUN/node.token" --upstream 127.0.0.1:8080 \
+  --listen 127.0.0.1:10001 --admin 127.0.0.1:9902 >"$RUN/envoy-b.yaml"
+"$ENVOY_BIN" -c "$RUN/envoy-b.yaml" --concurrency 1 --disable-hot-restart --base-id 2 --log-level warn >"$RUN/envoy-b.log" 2>&1 &
+pids+=($!)
 
 # Poll for readiness (never a fixed sleep): Envoy's /ready and the API behind it.
 for _ in $(seq 1 200); do
-  if curl -fsS "$ADMIN/ready" >/dev/null 2>&1 && curl -fsS "$GATEWAY/health" >/dev/null 2>&1; then break; fi
+  if curl -fsS "$ADMIN/ready" >/dev/null 2>&1 && curl -fsS "$GATEWAY/health" >/dev/null 2>&1 \
+    && curl -fsS "http://127.0.0.1:10001/health" >/dev/null 2>&1; then break; fi
   if ! kill -0 "${pids[2]}" 2>/dev/null; then echo "Envoy exited:"; tail -20 "$RUN/envoy.log"; exit 1; fi
   sleep 0.05
 done
@@ -122,6 +130,19 @@ echo
 echo "== vigil events query --limit 8 =="
 "$VIGIL" events query --limit 8
 
+echo
+echo "== Behaviour: attacks that look harmless one request at a time (examples/scenarios/) =="
+pushed=$("$VIGIL" policy push examples/policies/behaviour.yaml --comment "demo: behaviour detectors")
+echo "$pushed"
+version=$(awk '{print $3}' <<<"$pushed")
+for _ in $(seq 1 200); do
+  [ "$("$VIGIL" nodes --json | grep -c "\"applied_version\":\"$version\"")" = 2 ] && break
+  sleep 0.02
+done
+GATEWAYS="$GATEWAY http://127.0.0.1:10001" examples/scenarios/run-all.sh
+echo
+echo "== vigil blocks list (fleet blocks pushed to every edge) =="
+"$VIGIL" blocks list
 echo
 echo "Envoy stats (admin $ADMIN/stats/prometheus, vigil only):"
 curl -fsS "$ADMIN/stats/prometheus" | grep -E '^vigil_' | grep -v ' 0$' | sed 's/^/  /'
