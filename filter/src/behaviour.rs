@@ -46,11 +46,24 @@ impl VigilHttp {
         let peer = self
             .get_property(vec!["source", "address"])
             .and_then(|b| String::from_utf8(b).ok());
+        let metadata = behaviour.settings().principal.jwt_authn_metadata.as_deref();
+        let verified = |claim: &str| -> Option<String> {
+            let key = metadata?;
+            let path = vec![
+                "metadata",
+                "filter_metadata",
+                "envoy.filters.http.jwt_authn",
+                key,
+                claim,
+            ];
+            self.get_property(path)
+                .and_then(|b| String::from_utf8(b).ok())
+        };
         let tracked = behaviour.track(
             request,
             shared.policy.api_key_headers(),
             peer.as_deref(),
-            None,
+            metadata.map(|_| &verified as &dyn Fn(&str) -> Option<String>),
         );
         let now_ms = self.now_ms();
         let admission = {

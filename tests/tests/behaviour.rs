@@ -192,3 +192,103 @@ fn rate_abuse_gets_429_with_retry_after() {
         edge.counter("requests.limited") >= 4
     }));
 }
+
+/// HMAC-SHA256 (RFC 2104), enough to sign test tokens for Envoy's `jwt_authn`.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    block[..key.len()].copy_from_slice(key);
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
+}
+
+fn b64url(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n =
+            chunk.iter().fold(0u32, |acc, &b| acc << 8 | u32::from(b)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+const JWT_SECRET: &[u8] = b"vigil-test-secret-0123456789abcdef";
+
+fn signed_token(sub: &str) -> String {
+    let header = b64url(br#"{"alg":"HS256","typ":"JWT","kid":"k1"}"#);
+    let payload = b64url(
+        format!(r#"{{"iss":"https://issuer.test","sub":"{sub}","exp":4102444800}}"#).as_bytes(),
+    );
+    let signature = b64url(&hmac_sha256(
+        JWT_SECRET,
+        format!("{header}.{payload}").as_bytes(),
+    ));
+    format!("{header}.{payload}.{signature}")
+}
+
+#[test]
+fn identity_comes_from_jwt_authn_metadata_when_configured() {
+    let policy = r#"{"behaviour": {"principal": {"jwt_authn_metadata": "jwt_payload"},
+        "bola": {"routes": [{"path": "/users/{id}", "param": "id", "owner_claim": "sub"}],
+                 "distinct_ids": {"window_secs": 60, "threshold": 1000}}}}"#;
+    let jwks = format!(
+        r#"{{"keys":[{{"kty":"oct","alg":"HS256","kid":"k1","k":"{}"}}]}}"#,
+        b64url(JWT_SECRET)
+    );
+    let api = DemoApi::start();
+    let gateway = EnvoyConfig::gateway(api.port()).policy_json(policy);
+    let config = EnvoyConfig::rendered(move |listen, admin| {
+        let yaml = gateway.render(listen, admin);
+        let jwt_authn = format!(
+            r#"                  - name: envoy.filters.http.jwt_authn
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+                      providers:
+                        test:
+                          issuer: https://issuer.test
+                          local_jwks: {{ inline_string: {} }}
+                          payload_in_metadata: jwt_payload
+                          forward: true
+                      rules:
+                        - match: {{ prefix: "/" }}
+                          requires: {{ requires_any: {{ requirements: [{{ provider_name: test }}, {{ allow_missing: {{}} }}] }} }}
+"#,
+            serde_json::Value::String(jwks.clone())
+        );
+        let anchor = "                  - name: envoy.filters.http.wasm";
+        assert!(yaml.contains(anchor), "gateway template changed");
+        yaml.replacen(anchor, &format!("{jwt_authn}{anchor}"), 1)
+    });
+    let envoy = Envoy::start(config).unwrap_or_else(|e| panic!("{e}"));
+    let get = |path: &str, token: Option<&str>| {
+        let mut req = RawRequest::get(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        envoy.send(&req).map(|r| r.status).unwrap_or(0)
+    };
+    let alice = signed_token("1");
+    // The verified owner reads their own record; anything else is refused by the owner check.
+    assert_eq!(get("/users/1", Some(&alice)), 200);
+    assert_eq!(get("/users/2", Some(&alice)), 403);
+    // No token: jwt_authn lets it through (allow_missing) but no verified owner exists.
+    assert_eq!(get("/users/1", None), 403);
+    // A forged token claiming sub 2 never reaches vigil: jwt_authn refuses the signature.
+    let forged = {
+        let parts: Vec<&str> = alice.split('.').collect();
+        let payload = b64url(br#"{"iss":"https://issuer.test","sub":"2","exp":4102444800}"#);
+        format!("{}.{payload}.{}", parts[0], parts[2])
+    };
+    assert_eq!(get("/users/2", Some(&forged)), 401);
+}

@@ -81,7 +81,10 @@ impl Fleet {
                 .count()
                 == 2
         };
-        assert!(wait_until(Duration::from_secs(5), applied), "edges apply version {version}");
+        assert!(
+            wait_until(Duration::from_secs(5), applied),
+            "edges apply version {version}"
+        );
     }
 
     fn send(&self, edge: usize, req: RawRequest, from: &str) -> u16 {
@@ -117,17 +120,35 @@ fn brute_force_split_across_edges_is_blocked_by_the_fleet_within_2s() {
     let attacker = "203.0.113.10";
     // Four failures at each edge: under either edge's threshold of 6, over it for the fleet.
     for i in 0..8 {
-        assert_eq!(fleet.send(i % 2, login(&format!("guess{i}")), attacker), 401, "attempt {i}");
+        assert_eq!(
+            fleet.send(i % 2, login(&format!("guess{i}")), attacker),
+            401,
+            "attempt {i}"
+        );
     }
     let last = Instant::now();
     let took = fleet
         .until_both(attacker, 403, Duration::from_secs(5))
-        .unwrap_or_else(|| panic!("the fleet did not block {attacker}; blocks: {}", fleet.cli(&["blocks", "list"])));
-    assert!(took <= Duration::from_secs(2), "blocked on both edges after {took:?}");
-    eprintln!("fleet block on both edges {:?} after the last failure", last.elapsed());
+        .unwrap_or_else(|| {
+            panic!(
+                "the fleet did not block {attacker}; blocks: {}",
+                fleet.cli(&["blocks", "list"])
+            )
+        });
+    assert!(
+        took <= Duration::from_secs(2),
+        "blocked on both edges after {took:?}"
+    );
+    eprintln!(
+        "fleet block on both edges {:?} after the last failure",
+        last.elapsed()
+    );
     // Neither edge could have decided alone; the block came from the control plane.
     let blocks = fleet.cli(&["blocks", "list", "--json"]);
-    assert!(blocks.contains(attacker) && blocks.contains("fleet:brute_force"), "{blocks}");
+    assert!(
+        blocks.contains(attacker) && blocks.contains("fleet:brute_force"),
+        "{blocks}"
+    );
     // Everyone else still logs in.
     assert_eq!(fleet.send(0, login("wonderland"), "198.51.100.20"), 200);
     assert_eq!(fleet.send(1, login("wonderland"), "198.51.100.21"), 200);
@@ -139,15 +160,30 @@ fn a_manual_block_reaches_every_edge_and_its_ttl_expires() {
     fleet.push(r#"{"version": "ttl", "behaviour": {"client_ip": {"trusted_hops": 1}}}"#);
     let address = "192.0.2.99";
     assert_eq!(fleet.send(0, RawRequest::get("/users/1"), address), 200);
-    fleet.cli(&["blocks", "add", "--ip", address, "--ttl", "3s", "--reason", "test"]);
+    fleet.cli(&[
+        "blocks", "add", "--ip", address, "--ttl", "3s", "--reason", "test",
+    ]);
     let took = fleet
         .until_both(address, 403, Duration::from_secs(5))
         .unwrap_or_else(|| panic!("block not enforced"));
-    assert!(took <= Duration::from_secs(1), "block enforced after {took:?}");
-    assert_eq!(fleet.send(0, RawRequest::get("/users/1"), "192.0.2.100"), 200);
+    assert!(
+        took <= Duration::from_secs(1),
+        "block enforced after {took:?}"
+    );
+    assert_eq!(
+        fleet.send(0, RawRequest::get("/users/1"), "192.0.2.100"),
+        200
+    );
     // Expiry: both edges serve the address again, and the block is gone from the list.
-    assert!(fleet.until_both(address, 200, Duration::from_secs(8)).is_some(), "block did not expire");
-    assert!(wait_until(Duration::from_secs(3), || !fleet.cli(&["blocks", "list"]).contains(address)));
+    assert!(
+        fleet
+            .until_both(address, 200, Duration::from_secs(8))
+            .is_some(),
+        "block did not expire"
+    );
+    assert!(wait_until(Duration::from_secs(3), || !fleet
+        .cli(&["blocks", "list"])
+        .contains(address)));
     let audit = fleet.cli(&["audit"]);
     assert!(audit.contains("block.add"), "{audit}");
 }
@@ -163,7 +199,18 @@ fn an_exception_removes_a_false_positive_everywhere_within_1s() {
     assert_eq!(fleet.send(0, snippet(), "192.0.2.5"), 403);
     assert_eq!(fleet.send(1, snippet(), "192.0.2.5"), 403);
     let start = Instant::now();
-    fleet.cli(&["exceptions", "add", "--rule", "xss", "--route", "/comments", "--param", "text", "--reason", "support widget snippets"]);
+    fleet.cli(&[
+        "exceptions",
+        "add",
+        "--rule",
+        "xss",
+        "--route",
+        "/comments",
+        "--param",
+        "text",
+        "--reason",
+        "support widget snippets",
+    ]);
     let mut took = None;
     while start.elapsed() < Duration::from_secs(5) {
         if (0..2).all(|e| fleet.send(e, snippet(), "192.0.2.5") != 403) {
@@ -173,9 +220,14 @@ fn an_exception_removes_a_false_positive_everywhere_within_1s() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let took = took.unwrap_or_else(|| panic!("exception not applied"));
-    assert!(took <= Duration::from_secs(1), "exception applied after {took:?}");
+    assert!(
+        took <= Duration::from_secs(1),
+        "exception applied after {took:?}"
+    );
     // Only that parameter on that route: the same payload elsewhere is still blocked.
-    let elsewhere = RawRequest::get("/search?q=%3Cscript%20src%3D%22https%3A%2F%2Fevil.example%2Fx.js%22%3E%3C%2Fscript%3E");
+    let elsewhere = RawRequest::get(
+        "/search?q=%3Cscript%20src%3D%22https%3A%2F%2Fevil.example%2Fx.js%22%3E%3C%2Fscript%3E",
+    );
     assert_eq!(fleet.send(0, elsewhere, "192.0.2.5"), 403);
     let audit = fleet.cli(&["audit"]);
     assert!(audit.contains("policy.push"), "{audit}");
@@ -186,16 +238,33 @@ fn intel_list_blocks_its_ranges_on_every_edge() {
     let fleet = Fleet::start();
     fleet.push(r#"{"version": "intel", "behaviour": {"client_ip": {"trusted_hops": 1}}}"#);
     let file = new_temp_dir().join("intel.txt");
-    std::fs::write(&file, "# botnet C2 and scanners\n198.51.100.0/24 botnet\n203.0.113.7, scanner\n")
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &file,
+        "# botnet C2 and scanners\n198.51.100.0/24 botnet\n203.0.113.7, scanner\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     fleet.cli(&["intel", "load", file.to_str().unwrap_or_default()]);
-    assert!(fleet.until_both("198.51.100.77", 403, Duration::from_secs(3)).is_some());
-    assert!(fleet.until_both("203.0.113.7", 403, Duration::from_secs(3)).is_some());
-    assert_eq!(fleet.send(0, RawRequest::get("/users/1"), "203.0.113.8"), 200);
+    assert!(fleet
+        .until_both("198.51.100.77", 403, Duration::from_secs(3))
+        .is_some());
+    assert!(fleet
+        .until_both("203.0.113.7", 403, Duration::from_secs(3))
+        .is_some());
+    assert_eq!(
+        fleet.send(0, RawRequest::get("/users/1"), "203.0.113.8"),
+        200
+    );
     // A bad line refuses the whole file and changes nothing.
     std::fs::write(&file, "192.0.2.0/24\n10.0.0.0/99\n").unwrap_or_else(|e| panic!("{e}"));
-    let out = fleet.serve.cli(ADMIN_TOKEN, &["intel", "load", file.to_str().unwrap_or_default()]);
+    let out = fleet.serve.cli(
+        ADMIN_TOKEN,
+        &["intel", "load", file.to_str().unwrap_or_default()],
+    );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(fleet.send(0, RawRequest::get("/users/1"), "192.0.2.1"), 200);
 }

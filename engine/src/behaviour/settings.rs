@@ -109,12 +109,18 @@ pub struct PrincipalSettings {
     /// The JWT claim naming the caller.
     #[serde(default = "defaults::claim")]
     pub jwt_claim: String,
+    /// When Envoy's `jwt_authn` runs before vigil with `payload_in_metadata: NAME`, set this to
+    /// NAME: claims then come from the verified payload in dynamic metadata, never from the
+    /// unverified token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_authn_metadata: Option<String>,
 }
 
 impl Default for PrincipalSettings {
     fn default() -> Self {
         PrincipalSettings {
             jwt_claim: defaults::claim(),
+            jwt_authn_metadata: None,
         }
     }
 }

@@ -61,14 +61,15 @@ pub struct Tracked {
 }
 
 impl CompiledBehaviour {
-    /// Gathers the facts for one request. `peer` is the downstream address; `verified_claims`
-    /// is a JWT payload (JSON) the adapter got from a verifier, used instead of the bearer's.
+    /// Gathers the facts for one request. `peer` is the downstream address. `verified_claim`
+    /// looks a claim up in what a verifier (Envoy's `jwt_authn`) established; when given, the
+    /// bearer token's own payload is not trusted for identity.
     pub fn track(
         &self,
         request: &Request<'_>,
         api_key_headers: &[String],
         peer: Option<&str>,
-        verified_claims: Option<&[u8]>,
+        verified_claim: Option<&dyn Fn(&str) -> Option<String>>,
     ) -> Tracked {
         let header = |name: &str| {
             request
@@ -92,11 +93,16 @@ impl CompiledBehaviour {
             .iter()
             .find_map(|h| header(h))
             .filter(|v| !v.is_empty());
-        let claims: Option<serde_json::Value> = match verified_claims {
-            Some(json) => serde_json::from_slice(json).ok(),
+        let claims: Option<serde_json::Value> = match verified_claim {
+            Some(_) => None,
             None => bearer.and_then(jwt_payload),
         };
-        let claim = |name: &str| claims.as_ref().and_then(|c| claim_text(c, name));
+        let claim = |name: &str| match verified_claim {
+            Some(lookup) => lookup(name)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.chars().take(128).collect()),
+            None => claims.as_ref().and_then(|c| claim_text(c, name)),
+        };
         let principal = if let Some(sub) = claim(&self.settings.principal.jwt_claim) {
             format!("sub:{sub}")
         } else if let Some(key) = api_key {
