@@ -7,7 +7,7 @@ use std::time::UNIX_EPOCH;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
-use vigil_engine::behaviour::{Admission, BehaviourAction, Tracked};
+use vigil_engine::behaviour::{Admission, BehaviourAction, ClaimLookup, Tracked};
 use vigil_engine::{Mode, Request};
 
 use crate::events::{self, BehaviourEvent, RequestFacts};
@@ -63,7 +63,7 @@ impl VigilHttp {
             request,
             shared.policy.api_key_headers(),
             peer.as_deref(),
-            metadata.map(|_| &verified as &dyn Fn(&str) -> Option<String>),
+            metadata.map(|_| &verified as ClaimLookup<'_>),
         );
         let now_ms = self.now_ms();
         let admission = {

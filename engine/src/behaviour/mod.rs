@@ -20,7 +20,7 @@ pub use blocks::{BlockEntry, BlockSet, IntelSet};
 pub use compiled::CompiledBehaviour;
 pub use settings::*;
 pub use state::{Admission, BehaviourState};
-pub use track::{fingerprint, Tracked};
+pub use track::{fingerprint, ClaimLookup, Tracked};
 pub use window::{DistinctWindow, SlidingCount, TokenBucket};
 
 /// The detectors, with the stable names used in policies, stats and events.

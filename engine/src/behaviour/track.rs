@@ -27,6 +27,9 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
+/// Looks a claim up in a verified identity (e.g. `jwt_authn`'s payload in dynamic metadata).
+pub type ClaimLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Login {
     pub route: String,
@@ -69,7 +72,7 @@ impl CompiledBehaviour {
         request: &Request<'_>,
         api_key_headers: &[String],
         peer: Option<&str>,
-        verified_claim: Option<&dyn Fn(&str) -> Option<String>>,
+        verified_claim: Option<ClaimLookup<'_>>,
     ) -> Tracked {
         let header = |name: &str| {
             request
