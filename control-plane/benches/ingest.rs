@@ -38,6 +38,7 @@ fn event(node: &str, boot: &str, sequence: u64) -> Event {
             target: "query:q".into(),
             fragment: "' OR '1'='1".into(),
         }],
+        ..Default::default()
     }
 }
 

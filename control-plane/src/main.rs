@@ -43,6 +43,23 @@ enum Command {
         #[command(subcommand)]
         command: cli::events::EventsCommand,
     },
+    /// Dynamic blocks every edge enforces (IP, CIDR, principal, token; with a TTL).
+    Blocks {
+        #[command(subcommand)]
+        command: cli::blocks::BlocksCommand,
+    },
+    /// The reputation list (addresses and CIDRs) every edge matches clients against.
+    Intel {
+        #[command(subcommand)]
+        command: cli::intel::IntelCommand,
+    },
+    /// False positives: exceptions in the current policy (each change is a new version).
+    Exceptions {
+        #[command(subcommand)]
+        command: cli::exceptions::ExceptionsCommand,
+    },
+    /// The audit trail: who changed policy, blocks and intel, and when.
+    Audit(cli::audit::AuditArgs),
     /// List the edges (Envoy nodes) the control plane knows.
     Nodes(cli::nodes::NodesArgs),
     /// Print a ready Envoy bootstrap: listener with the filter, the singleton that talks to the
@@ -74,6 +91,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy { command } => cli::policy::run(command, &cli.server),
         Command::Events { command } => cli::events::run(command, &cli.server),
         Command::Nodes(args) => cli::nodes::run(&args, &cli.server),
+        Command::Blocks { command } => cli::blocks::run(command, &cli.server),
+        Command::Intel { command } => cli::intel::run(command, &cli.server),
+        Command::Exceptions { command } => cli::exceptions::run(command, &cli.server),
+        Command::Audit(args) => cli::audit::run(&args, &cli.server),
         Command::Rules { file } => cli::rules::run(file.as_deref()),
         Command::EnvoyConfig(mut args) => {
             args.token_file = cli.server.token_file.clone();

@@ -222,6 +222,7 @@ fn event(seq: u64, ip: &str, rule: &str, category: &str) -> Event {
             target: "query:q".into(),
             fragment: "union select".into(),
         }],
+        ..Default::default()
     }
 }
 
@@ -326,6 +327,7 @@ fn policy_push_list_diff_rollback_and_auth() {
             .push_policy(PushPolicyRequest {
                 json: bad.into(),
                 comment: String::new(),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -366,6 +368,7 @@ async fn watch_streams_current_and_new_bundles() {
         .push_policy(PushPolicyRequest {
             json: r#"{"mode":"monitor"}"#.into(),
             comment: "one".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -415,6 +418,7 @@ async fn watch_streams_current_and_new_bundles() {
         .push_policy(PushPolicyRequest {
             json: r#"{"mode":"enforce"}"#.into(),
             comment: "two".into(),
+            ..Default::default()
         })
         .await
         .unwrap();

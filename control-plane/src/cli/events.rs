@@ -17,6 +17,9 @@ pub enum EventsCommand {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Also print observations (logins, objects, response sizes the edges report).
+        #[arg(long)]
+        observations: bool,
     },
     /// Stored events, newest first.
     Query {
@@ -41,12 +44,15 @@ pub enum EventsCommand {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Also list observations (logins, objects, response sizes the edges report).
+        #[arg(long)]
+        observations: bool,
     },
 }
 
 pub fn run(command: EventsCommand, server: &ServerArgs) -> anyhow::Result<ExitCode> {
     match command {
-        EventsCommand::Tail { json } => block_on(tail(server, json))?,
+        EventsCommand::Tail { json, observations } => block_on(tail(server, json, observations))?,
         EventsCommand::Query {
             since,
             category,
@@ -55,6 +61,7 @@ pub fn run(command: EventsCommand, server: &ServerArgs) -> anyhow::Result<ExitCo
             node,
             limit,
             json,
+            observations,
         } => {
             let since_unix_ms = match since {
                 Some(s) => timefmt::parse_since(&s, timefmt::now_unix_ms()).context("--since")?,
@@ -67,6 +74,7 @@ pub fn run(command: EventsCommand, server: &ServerArgs) -> anyhow::Result<ExitCo
                 client_ip: ip.unwrap_or_default(),
                 limit: limit.unwrap_or(0),
                 node_id: node.unwrap_or_default(),
+                observations,
             };
             block_on(query_events(server, query, json))?
         }
@@ -106,7 +114,7 @@ async fn query_events(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn tail(server: &ServerArgs, json: bool) -> anyhow::Result<ExitCode> {
+async fn tail(server: &ServerArgs, json: bool, observations: bool) -> anyhow::Result<ExitCode> {
     let client = Client::connect(server).await?;
     let mut stream = client
         .admin()
@@ -120,6 +128,7 @@ async fn tail(server: &ServerArgs, json: bool) -> anyhow::Result<ExitCode> {
     loop {
         tokio::select! {
             message = stream.message() => match message.map_err(status_error)? {
+                Some(e) if e.outcome == "observe" && !observations => {}
                 Some(e) => println!("{}", if json { event_json(&e).to_string() } else { row(&e) }),
                 None => {
                     eprintln!("the server closed the stream");
@@ -144,7 +153,18 @@ pub fn event_json(e: &Event) -> serde_json::Value {
         "method": e.method,
         "path": e.path,
         "client_ip": e.client_ip,
+        "principal": e.principal,
         "policy_version": e.policy_version,
+        "observation": e.observation.as_ref().map(|o| serde_json::json!({
+            "kind": o.kind,
+            "ip": o.ip,
+            "principal": o.principal,
+            "route": o.route,
+            "subject": o.subject,
+            "status": o.status,
+            "bytes": o.bytes,
+            "records": o.records,
+        })),
         "findings": e.findings.iter().map(|f| serde_json::json!({
             "rule_id": f.rule_id,
             "category": f.category,

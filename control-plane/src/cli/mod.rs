@@ -1,9 +1,14 @@
 //! The client side of the `vigil` binary: one module per command group.
 
+pub mod audit;
+pub mod blocks;
 pub mod client;
 pub mod events;
+pub mod exceptions;
+pub mod intel;
 pub mod nodes;
 pub mod policy;
+pub mod policy_edit;
 pub mod policy_test;
 pub mod rules;
 pub mod serve;

@@ -13,6 +13,7 @@ use vigil_proto::v1::{
 };
 
 use super::client::{status_error, Client};
+use super::policy_edit;
 use super::policy_test::TestArgs;
 use super::{block_on, cell, ServerArgs};
 use crate::server::service::UNCHANGED_HEADER;
@@ -48,6 +49,20 @@ pub enum PolicyCommand {
         #[arg(long)]
         to: Option<u64>,
     },
+    /// Change fields of the current policy and push the result as a new version.
+    ///
+    /// KEY is a dotted path into the policy JSON (numbers index lists), VALUE is JSON when it
+    /// parses as JSON, else a string: `vigil policy set behaviour.brute_force.per_ip.threshold=20`.
+    /// The result is validated first (nothing is pushed on error); `policy rollback` undoes it.
+    Set {
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        assignments: Vec<String>,
+        /// Recorded with the version (default: the assignments).
+        #[arg(long)]
+        comment: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect one request offline with a policy file.
     ///
     /// Exit status: 0 when the request is allowed or only monitored, 2 when it would be
@@ -79,6 +94,11 @@ pub fn run(command: PolicyCommand, server: &ServerArgs) -> anyhow::Result<ExitCo
         PolicyCommand::Show { version, yaml } => block_on(show(server, version, yaml))?,
         PolicyCommand::Diff { a, b } => block_on(diff_versions(server, a, b))?,
         PolicyCommand::Rollback { to } => block_on(rollback(server, to))?,
+        PolicyCommand::Set {
+            assignments,
+            comment,
+            json,
+        } => block_on(set(server, assignments, comment, json))?,
     }
 }
 
@@ -121,7 +141,11 @@ async fn push(
     let client = Client::connect(server).await?;
     let response = client
         .admin()
-        .push_policy(PushPolicyRequest { json, comment })
+        .push_policy(PushPolicyRequest {
+            json,
+            comment,
+            base_version: String::new(),
+        })
         .await
         .map_err(status_error)
         .with_context(|| format!("{} was not pushed", file.display()))?;
@@ -256,4 +280,25 @@ async fn rollback(server: &ServerArgs, to: Option<u64>) -> anyhow::Result<ExitCo
         bundle.version, bundle.sha256
     );
     Ok(ExitCode::SUCCESS)
+}
+
+async fn set(
+    server: &ServerArgs,
+    assignments: Vec<String>,
+    comment: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let parsed = assignments
+        .iter()
+        .map(|a| policy_edit::parse_assignment(a))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let comment = comment.unwrap_or_else(|| format!("policy set {}", assignments.join(" ")));
+    let edited = policy_edit::edit_current(server, &comment, |doc| {
+        for (key, value) in &parsed {
+            policy_edit::set_path(doc, key, value.clone())?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(edited.print(json))
 }

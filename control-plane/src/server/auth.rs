@@ -66,17 +66,24 @@ pub fn required_access(path: &str) -> Access {
         "vigil.v1.RuleService" | "vigil.v1.EventService" => Access::Edge,
         "vigil.v1.AdminService" => match method {
             "PushPolicy" | "Rollback" => Access::Write,
+            // Fleet response: blocks and reputation lists change what every edge enforces.
+            "AddBlock" | "RemoveBlock" | "LoadIntel" => Access::Write,
             _ => Access::Read,
         },
         _ => Access::Write,
     }
 }
 
-/// The configured tokens, kept only as digests.
+/// The configured tokens, kept only as digests, each with a name for the audit trail.
 #[derive(Debug, Default)]
 pub struct Tokens {
-    entries: Vec<([u8; 32], Role)>,
+    entries: Vec<([u8; 32], Role, Arc<str>)>,
 }
+
+/// Who made a call: the name of the token presented (`admin#1`, or a token file's stem).
+/// Set next to [`Role`] as a request extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(pub Arc<str>);
 
 fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
@@ -89,8 +96,8 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 impl Tokens {
-    pub fn add(&mut self, token: &str, role: Role) {
-        self.entries.push((digest(token), role));
+    pub fn add(&mut self, token: &str, role: Role, name: &str) {
+        self.entries.push((digest(token), role, Arc::from(name)));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -99,11 +106,16 @@ impl Tokens {
 
     /// The role of a presented token; every entry is compared, whatever matches.
     pub fn role_of(&self, presented: &str) -> Option<Role> {
+        self.identify(presented).map(|(role, _)| role)
+    }
+
+    /// The role and name of a presented token; every entry is compared, whatever matches.
+    pub fn identify(&self, presented: &str) -> Option<(Role, Arc<str>)> {
         let presented = digest(presented);
         let mut found = None;
-        for (d, role) in &self.entries {
+        for (d, role, name) in &self.entries {
             if same(d, &presented) && found.is_none() {
-                found = Some(*role);
+                found = Some((*role, Arc::clone(name)));
             }
         }
         found
@@ -140,11 +152,21 @@ impl Refusal {
 }
 
 /// Decides one call from its path and `authorization` header value.
+#[cfg(test)]
 pub fn authorize(
     tokens: &Tokens,
     path: &str,
     authorization: Option<&[u8]>,
 ) -> Result<Role, Refusal> {
+    identify(tokens, path, authorization).map(|(role, _)| role)
+}
+
+/// [`authorize`], also naming the token.
+pub fn identify(
+    tokens: &Tokens,
+    path: &str,
+    authorization: Option<&[u8]>,
+) -> Result<(Role, Arc<str>), Refusal> {
     let header = authorization.ok_or(Refusal::MissingToken)?;
     let header = std::str::from_utf8(header).map_err(|_| Refusal::MalformedHeader)?;
     let (scheme, token) = header
@@ -154,9 +176,9 @@ pub fn authorize(
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Refusal::MalformedHeader);
     }
-    let role = tokens.role_of(token.trim()).ok_or(Refusal::UnknownToken)?;
+    let (role, name) = tokens.identify(token.trim()).ok_or(Refusal::UnknownToken)?;
     if required_access(path).allows(role) {
-        Ok(role)
+        Ok((role, name))
     } else {
         Err(Refusal::Forbidden {
             role,
@@ -229,7 +251,7 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let path = request.uri().path().to_owned();
-        let decision = authorize(
+        let decision = identify(
             &self.layer.tokens,
             &path,
             request
@@ -238,8 +260,9 @@ where
                 .map(|v| v.as_bytes()),
         );
         match decision {
-            Ok(role) => {
+            Ok((role, name)) => {
                 request.extensions_mut().insert(role);
+                request.extensions_mut().insert(Actor(name));
                 // The service that was polled ready is the one that must take the call.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -266,9 +289,9 @@ mod tests {
 
     fn tokens() -> Tokens {
         let mut t = Tokens::default();
-        t.add("admin-token", Role::Admin);
-        t.add("viewer-token", Role::Viewer);
-        t.add("node-token", Role::Node);
+        t.add("admin-token", Role::Admin, "admin#1");
+        t.add("viewer-token", Role::Viewer, "viewer#1");
+        t.add("node-token", Role::Node, "node#1");
         t
     }
 
@@ -295,6 +318,9 @@ mod tests {
         for path in [
             "/vigil.v1.AdminService/PushPolicy",
             "/vigil.v1.AdminService/Rollback",
+            "/vigil.v1.AdminService/AddBlock",
+            "/vigil.v1.AdminService/RemoveBlock",
+            "/vigil.v1.AdminService/LoadIntel",
         ] {
             assert_eq!(call(path, "admin-token"), Ok(Role::Admin));
             assert!(matches!(
@@ -312,6 +338,9 @@ mod tests {
             "QueryEvents",
             "TailEvents",
             "ListNodes",
+            "ListBlocks",
+            "ListIntel",
+            "ListAudit",
         ] {
             let path = format!("/vigil.v1.AdminService/{method}");
             assert_eq!(call(&path, "viewer-token"), Ok(Role::Viewer));
@@ -343,6 +372,10 @@ mod tests {
         assert_eq!(
             authorize(&t, path, Some(b"bearer viewer-token")),
             Ok(Role::Viewer)
+        );
+        assert_eq!(
+            identify(&t, path, Some(b"Bearer admin-token")).map(|(_, n)| n.to_string()),
+            Ok("admin#1".to_string())
         );
         assert_eq!(
             Refusal::UnknownToken.status().code(),

@@ -183,20 +183,33 @@ pub fn parse(text: &str, name: &str, base: &Path) -> Result<ServeConfig, ConfigE
         ),
     ];
     for (key, files_key, role, inline, files) in lists {
-        let mut all: Vec<(String, String)> = inline
+        // (where it was configured, the token, its name in the audit trail)
+        let mut all: Vec<(String, String, String)> = inline
             .iter()
-            .map(|t| (key.to_owned(), t.trim().to_owned()))
+            .enumerate()
+            .map(|(i, t)| {
+                (
+                    key.to_owned(),
+                    t.trim().to_owned(),
+                    format!("{}#{}", role.as_str(), i + 1),
+                )
+            })
             .collect();
         for file in files {
             let file = resolve(file);
             let token = std::fs::read_to_string(&file)
                 .map_err(|e| invalid(files_key, format!("cannot read {}: {e}", file.display())))?;
+            let name = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| role.as_str().to_owned());
             all.push((
                 format!("{files_key} ({})", file.display()),
                 token.trim().to_owned(),
+                name,
             ));
         }
-        for (origin, token) in all {
+        for (origin, token, name) in all {
             if token.is_empty() {
                 return Err(invalid(&origin, "a token is empty".into()));
             }
@@ -217,7 +230,7 @@ pub fn parse(text: &str, name: &str, base: &Path) -> Result<ServeConfig, ConfigE
                     "{origin}: a token is shorter than {SHORT_TOKEN} characters; use long random tokens"
                 ));
             }
-            tokens.add(&token, role);
+            tokens.add(&token, role, &name);
         }
     }
     if tokens.is_empty() {

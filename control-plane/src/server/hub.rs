@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_stream::Stream;
 use vigil_proto::v1::{Event, PolicyBundle};
 
+use super::fleet::Fleet;
 use super::metrics::Metrics;
 use super::store::{PolicyRecord, StoreHandle};
 
@@ -20,6 +21,8 @@ pub const TAIL_BUFFER: usize = 4096;
 pub struct Hub {
     pub store: StoreHandle,
     pub metrics: Arc<Metrics>,
+    /// Dynamic blocks, intel and the correlator.
+    pub fleet: Fleet,
     policy: watch::Sender<Option<Arc<PolicyBundle>>>,
     events: broadcast::Sender<Arc<Event>>,
     /// Open Watch streams per node id.
@@ -47,6 +50,7 @@ impl Hub {
         Hub {
             store,
             metrics,
+            fleet: Fleet::default(),
             policy,
             events,
             connections: Mutex::new(HashMap::new()),

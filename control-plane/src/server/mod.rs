@@ -3,6 +3,10 @@
 
 pub mod auth;
 pub mod config;
+pub mod correlator;
+pub mod fleet;
+pub mod fleet_admin;
+pub mod fleet_store;
 pub mod hub;
 pub mod metrics;
 pub mod service;
@@ -78,6 +82,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Arc::clone(&metrics),
         current.as_ref(),
     ));
+    fleet::load(&hub)
+        .await
+        .context("cannot load blocks and intel")?;
+    fleet::follow_policy(&hub, current.as_ref()).await;
 
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -117,9 +125,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .add_service(EventServiceServer::new(service::Events {
             hub: Arc::clone(&hub),
         }))
-        .add_service(AdminServiceServer::new(service::Admin {
-            hub: Arc::clone(&hub),
-        }));
+        .add_service(
+            AdminServiceServer::new(service::Admin {
+                hub: Arc::clone(&hub),
+            })
+            // Reputation lists arrive in one call.
+            .max_decoding_message_size(64 << 20),
+        );
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(Duration::from_secs(60)));
@@ -129,6 +141,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Arc::clone(&metrics),
         hub.shutdown_signal(),
     ));
+    let expiry_task = tokio::spawn(fleet::expire_blocks(Arc::clone(&hub)));
     let signal_hub = Arc::clone(&hub);
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -167,6 +180,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     };
     hub.shut_down();
     let _ = metrics_task.await;
+    let _ = expiry_task.await;
     served.context("gRPC server failed")?;
     tracing::info!("vigil serve stopped");
     Ok(())

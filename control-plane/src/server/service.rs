@@ -13,13 +13,16 @@ use vigil_proto::v1::admin_service_server::AdminService;
 use vigil_proto::v1::event_service_server::EventService;
 use vigil_proto::v1::rule_service_server::RuleService;
 use vigil_proto::v1::{
-    Event, EventAck, EventBatch, EventList, EventQuery, GetPolicyRequest, ListNodesRequest,
-    ListNodesResponse, ListPoliciesRequest, ListPoliciesResponse, NodeState, NodeStatus,
-    PolicyVersion, PushPolicyRequest, PushPolicyResponse, RollbackRequest, StatusAck, TailRequest,
-    WatchRequest, WatchResponse,
+    AddBlockRequest, BlockEntry, Event, EventAck, EventBatch, EventList, EventQuery,
+    GetPolicyRequest, IntelList, ListAuditRequest, ListAuditResponse, ListBlocksRequest,
+    ListBlocksResponse, ListIntelRequest, ListNodesRequest, ListNodesResponse, ListPoliciesRequest,
+    ListPoliciesResponse, LoadIntelRequest, LoadIntelResponse, NodeState, NodeStatus,
+    PolicyVersion, PushPolicyRequest, PushPolicyResponse, RemoveBlockRequest, RollbackRequest,
+    StatusAck, TailRequest, WatchRequest, WatchResponse,
 };
 
-use super::auth::Role;
+use super::auth::{Actor, Role};
+use super::fleet;
 use super::hub::{bundle, Hub, LiveStream};
 use super::store::{Change, EventFilter, NodeUpdate, PolicyRecord, StoreError};
 use crate::timefmt::now_unix_ms;
@@ -47,14 +50,23 @@ pub const MAX_QUERY_LIMIT: u32 = 10_000;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-fn store_status(e: StoreError) -> Status {
+pub(super) fn store_status(e: StoreError) -> Status {
     match e {
+        StoreError::StaleBase { .. } => Status::failed_precondition(e.to_string()),
         StoreError::UnknownVersion(_) => Status::not_found(e.to_string()),
         StoreError::NothingToRollBack(_) => Status::failed_precondition(e.to_string()),
         other => {
             tracing::error!(error = %other, "store failure");
             Status::internal("the control plane's database failed; see its log")
         }
+    }
+}
+
+/// The name of the caller's token, for the audit trail (its role when unnamed).
+pub(super) fn actor<T>(request: &Request<T>) -> String {
+    match request.extensions().get::<Actor>() {
+        Some(Actor(name)) => name.to_string(),
+        None => role(request).as_str().to_owned(),
     }
 }
 
@@ -67,7 +79,7 @@ fn role<T>(request: &Request<T>) -> Role {
         .unwrap_or(Role::Viewer)
 }
 
-fn non_empty(s: String) -> Option<String> {
+pub(super) fn non_empty(s: String) -> Option<String> {
     if s.is_empty() {
         None
     } else {
@@ -136,14 +148,37 @@ impl RuleService for Rules {
             filter = %node.filter_version,
             "watch stream opened"
         );
-        // WatchStream yields the current value at once, then every change.
-        let updates = WatchStream::new(self.hub.policy_updates()).filter_map(|current| {
-            current.map(|b| {
-                Ok(WatchResponse {
-                    policy: Some((*b).clone()),
-                })
+        // The first message carries the policy (once there is one), blocks and intel; later
+        // messages whichever changed. Marking the current values seen before following the
+        // changes means nothing committed in between is missed.
+        let mut policy_rx = self.hub.policy_updates();
+        let mut blocks_rx = self.hub.fleet.block_updates();
+        let mut intel_rx = self.hub.fleet.intel_updates();
+        let first = WatchResponse {
+            policy: policy_rx
+                .borrow_and_update()
+                .as_ref()
+                .map(|b| (**b).clone()),
+            blocks: Some((**blocks_rx.borrow_and_update()).clone()),
+            intel: Some((**intel_rx.borrow_and_update()).clone()),
+        };
+        let policies = WatchStream::from_changes(policy_rx).filter_map(|current| {
+            current.map(|b| WatchResponse {
+                policy: Some((*b).clone()),
+                ..Default::default()
             })
         });
+        let blocks = WatchStream::from_changes(blocks_rx).map(|b| WatchResponse {
+            blocks: Some((*b).clone()),
+            ..Default::default()
+        });
+        let intel = WatchStream::from_changes(intel_rx).map(|i| WatchResponse {
+            intel: Some((*i).clone()),
+            ..Default::default()
+        });
+        let updates = tokio_stream::once(first)
+            .chain(policies.merge(blocks).merge(intel))
+            .map(Ok);
         let stream = LiveStream::new(&self.hub, Box::pin(updates), connection);
         Ok(Response::new(Box::pin(stream)))
     }
@@ -234,10 +269,16 @@ impl EventService for Events {
         metrics.events_duplicate.add(u64::from(report.duplicates));
         let stored = report.stored.len();
         let mut events: Vec<Option<Event>> = events.into_iter().map(Some).collect();
+        let mut fresh = Vec::with_capacity(stored);
         for i in report.stored {
             if let Some(e) = events.get_mut(i).and_then(Option::take) {
-                self.hub.publish_event(e);
+                fresh.push(e);
             }
+        }
+        // Only new events reach the correlator: a resend is not a second failed login.
+        fleet::ingest(&self.hub, &fresh).await;
+        for e in fresh {
+            self.hub.publish_event(e);
         }
         tracing::debug!(stored, duplicates = report.duplicates, "event batch");
         Ok(Response::new(EventAck {
@@ -254,10 +295,11 @@ pub struct Admin {
 }
 
 impl Admin {
-    fn announce(&self, change: &Change, what: &str) {
+    async fn announce(&self, change: &Change, what: &str) {
         if let Change::Created(record) = change {
             self.hub.metrics.policy_pushes.inc();
             self.hub.publish_policy(record);
+            fleet::follow_policy(&self.hub, Some(record)).await;
             tracing::info!(
                 version = record.version,
                 sha256 = %record.sha256,
@@ -276,7 +318,13 @@ impl AdminService for Admin {
         request: Request<PushPolicyRequest>,
     ) -> Result<Response<PushPolicyResponse>, Status> {
         let role = role(&request);
-        let PushPolicyRequest { json, comment } = request.into_inner();
+        let actor = actor(&request);
+        let PushPolicyRequest {
+            json,
+            comment,
+            base_version,
+        } = request.into_inner();
+        let base = parse_version("base_version", &base_version)?;
         if json.trim().is_empty() {
             self.hub.metrics.policy_rejected.inc();
             return Err(Status::invalid_argument(
@@ -303,10 +351,17 @@ impl AdminService for Admin {
         let change = self
             .hub
             .store
-            .run(move |s| s.push_policy(&canonical, &comment, role.as_str(), now))
+            .run(move |s| {
+                let change = s.push_policy_on(&canonical, &comment, role.as_str(), now, base)?;
+                if let Change::Created(r) = &change {
+                    let detail = format!("version {}: {}", r.version, r.comment);
+                    s.audit(&actor, "policy.push", &detail, now)?;
+                }
+                Ok(change)
+            })
             .await
             .map_err(store_status)?;
-        self.announce(&change, "push");
+        self.announce(&change, "push").await;
         Ok(change_response(&change))
     }
 
@@ -350,6 +405,7 @@ impl AdminService for Admin {
         request: Request<RollbackRequest>,
     ) -> Result<Response<PushPolicyResponse>, Status> {
         let role = role(&request);
+        let actor = actor(&request);
         let to = parse_version("to_version", &request.get_ref().to_version)?;
         let target = self
             .hub
@@ -375,10 +431,20 @@ impl AdminService for Admin {
         let change = self
             .hub
             .store
-            .run(move |s| s.rollback(target_version, role.as_str(), now))
+            .run(move |s| {
+                let change = s.rollback(target_version, role.as_str(), now)?;
+                if let Change::Created(r) = &change {
+                    let detail = format!(
+                        "version {} restores the policy of version {target_version}",
+                        r.version
+                    );
+                    s.audit(&actor, "policy.rollback", &detail, now)?;
+                }
+                Ok(change)
+            })
             .await
             .map_err(store_status)?;
-        self.announce(&change, "rollback");
+        self.announce(&change, "rollback").await;
         Ok(change_response(&change))
     }
 
@@ -397,6 +463,7 @@ impl AdminService for Admin {
                 0 => DEFAULT_QUERY_LIMIT,
                 n => n.min(MAX_QUERY_LIMIT),
             },
+            observations: q.observations,
         };
         let events = self
             .hub
@@ -450,5 +517,49 @@ impl AdminService for Admin {
             })
             .collect();
         Ok(Response::new(ListNodesResponse { nodes }))
+    }
+
+    // Fleet response (bodies in `fleet_admin`).
+
+    async fn add_block(
+        &self,
+        request: Request<AddBlockRequest>,
+    ) -> Result<Response<BlockEntry>, Status> {
+        self.add_block_impl(request).await
+    }
+
+    async fn remove_block(
+        &self,
+        request: Request<RemoveBlockRequest>,
+    ) -> Result<Response<ListBlocksResponse>, Status> {
+        self.remove_block_impl(request).await
+    }
+
+    async fn list_blocks(
+        &self,
+        request: Request<ListBlocksRequest>,
+    ) -> Result<Response<ListBlocksResponse>, Status> {
+        self.list_blocks_impl(request).await
+    }
+
+    async fn load_intel(
+        &self,
+        request: Request<LoadIntelRequest>,
+    ) -> Result<Response<LoadIntelResponse>, Status> {
+        self.load_intel_impl(request).await
+    }
+
+    async fn list_intel(
+        &self,
+        request: Request<ListIntelRequest>,
+    ) -> Result<Response<IntelList>, Status> {
+        self.list_intel_impl(request).await
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<ListAuditRequest>,
+    ) -> Result<Response<ListAuditResponse>, Status> {
+        self.list_audit_impl(request).await
     }
 }

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use vigil_proto::v1::{Event, Finding};
 
 /// Bumped whenever the schema changes; `open` refuses a database from a newer vigil.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE policies (
@@ -92,6 +92,8 @@ pub enum StoreError {
     UnknownVersion(i64),
     #[error("{0}")]
     NothingToRollBack(String),
+    #[error("the policy changed since it was read: version {current} is current, not {base}")]
+    StaleBase { base: i64, current: i64 },
     #[error("database task failed: {0}")]
     Task(String),
 }
@@ -142,6 +144,8 @@ pub struct EventFilter {
     pub client_ip: Option<String>,
     pub node_id: Option<String>,
     pub limit: u32,
+    /// Include observations (outcome "observe"), which are hidden by default.
+    pub observations: bool,
 }
 
 /// What a node told us about itself (on Watch or ReportStatus); `None` fields are left alone.
@@ -174,7 +178,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 pub struct Store {
-    conn: Connection,
+    pub(super) conn: Connection,
 }
 
 impl Store {
@@ -213,6 +217,11 @@ impl Store {
         }
         if version == 0 {
             tx.execute_batch(SCHEMA)?;
+        }
+        if version < 2 {
+            tx.execute_batch(super::fleet_store::SCHEMA_V2)?;
+        }
+        if version < SCHEMA_VERSION {
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         }
         tx.commit()?;
@@ -227,6 +236,7 @@ impl Store {
 
     /// Records `json` (already validated and canonical) as the new current version, unless it
     /// is byte-for-byte the current document.
+    #[cfg(test)]
     pub fn push_policy(
         &mut self,
         json: &str,
@@ -234,8 +244,28 @@ impl Store {
         author_role: &str,
         now_unix_ms: i64,
     ) -> Result<Change, StoreError> {
+        self.push_policy_on(json, comment, author_role, now_unix_ms, None)
+    }
+
+    /// [`Store::push_policy`], refused with [`StoreError::StaleBase`] unless `base` (when
+    /// given) is still the current version: an edit of the current policy never overwrites a
+    /// push made since it was read.
+    pub fn push_policy_on(
+        &mut self,
+        json: &str,
+        comment: &str,
+        author_role: &str,
+        now_unix_ms: i64,
+        base: Option<i64>,
+    ) -> Result<Change, StoreError> {
         let tx = self.conn.transaction()?;
         let sha = sha256_hex(json.as_bytes());
+        if let Some(base) = base {
+            let current = current_version(&tx)?.unwrap_or(0);
+            if current != base {
+                return Err(StoreError::StaleBase { base, current });
+            }
+        }
         if let Some(cur) = current(&tx)? {
             if cur.sha256 == sha {
                 return Ok(Change::Unchanged(cur));
@@ -343,6 +373,26 @@ impl Store {
         events_dropped: u64,
         now_unix_ms: i64,
     ) -> Result<BatchReport, StoreError> {
+        self.insert_batch(events, Some(events_dropped), now_unix_ms)
+    }
+
+    /// Stores the control plane's own events (fleet detections): not from a node, so no node
+    /// is counted or created.
+    pub fn insert_fleet_events(
+        &mut self,
+        events: &[Event],
+        now_unix_ms: i64,
+    ) -> Result<BatchReport, StoreError> {
+        self.insert_batch(events, None, now_unix_ms)
+    }
+
+    /// `events_dropped`: `None` when the batch is not from an edge.
+    fn insert_batch(
+        &mut self,
+        events: &[Event],
+        events_dropped: Option<u64>,
+        now_unix_ms: i64,
+    ) -> Result<BatchReport, StoreError> {
         let tx = self.conn.transaction()?;
         let mut report = BatchReport::default();
         let mut per_node: BTreeMap<&str, (&str, u64)> = BTreeMap::new();
@@ -350,8 +400,9 @@ impl Store {
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO events (node_id, boot_id, sequence, unix_ms,
                      received_unix_ms, request_id, outcome, score, method, path, client_ip,
-                     policy_version, findings, rule_id, category)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                     policy_version, findings, rule_id, category, principal, observation)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                         ?16, ?17)",
             )?;
             let mut index = tx.prepare_cached(
                 "INSERT OR IGNORE INTO finding_index (event_id, rule_id, category)
@@ -375,6 +426,8 @@ impl Store {
                     findings_to_json(&e.findings),
                     first.map(|f| f.rule_id.as_str()).unwrap_or(""),
                     first.map(|f| f.category.as_str()).unwrap_or(""),
+                    e.principal,
+                    super::fleet_store::observation_to_json(e.observation.as_ref()),
                 ])?;
                 let entry = per_node
                     .entry(e.node_id.as_str())
@@ -391,6 +444,10 @@ impl Store {
                 }
             }
         }
+        let Some(events_dropped) = events_dropped else {
+            tx.commit()?;
+            return Ok(report);
+        };
         for (node_id, (boot_id, received)) in &per_node {
             ensure_node(&tx, node_id, boot_id)?;
             tx.execute(
@@ -411,9 +468,11 @@ impl Store {
     pub fn query_events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT e.node_id, e.boot_id, e.sequence, e.unix_ms, e.request_id, e.outcome,
-                    e.score, e.method, e.path, e.client_ip, e.policy_version, e.findings
+                    e.score, e.method, e.path, e.client_ip, e.policy_version, e.findings,
+                    e.principal, e.observation
              FROM events e
              WHERE e.unix_ms >= ?1
+               AND (?7 OR e.outcome != 'observe')
                AND (?2 IS NULL OR e.client_ip = ?2)
                AND (?3 IS NULL OR e.node_id = ?3)
                AND (?4 IS NULL OR EXISTS (SELECT 1 FROM finding_index f
@@ -431,6 +490,7 @@ impl Store {
                 filter.category,
                 filter.rule_id,
                 filter.limit,
+                filter.observations,
             ],
             |r| {
                 let findings: String = r.get(11)?;
@@ -447,6 +507,10 @@ impl Store {
                     client_ip: r.get(9)?,
                     policy_version: r.get(10)?,
                     findings: findings_from_json(&findings),
+                    principal: r.get(12)?,
+                    observation: super::fleet_store::observation_from_json(
+                        &r.get::<_, String>(13)?,
+                    ),
                 })
             },
         )?;
@@ -733,6 +797,7 @@ mod tests {
                 target: "query:q".into(),
                 fragment: "union select".into(),
             }],
+            ..Default::default()
         }
     }
 
@@ -815,6 +880,18 @@ mod tests {
         assert!(matches!(again, Change::Unchanged(ref r) if r.version == 1));
         assert_eq!(store.list_policies().unwrap().len(), 1);
         assert_eq!(first.record().sha256, sha256_hex(a.as_bytes()));
+        let b = r#"{"mode":"monitor"}"#;
+        assert!(matches!(
+            store.push_policy_on(b, "edit", "admin", 3, Some(7)),
+            Err(StoreError::StaleBase {
+                base: 7,
+                current: 1
+            })
+        ));
+        assert!(matches!(
+            store.push_policy_on(b, "edit", "admin", 3, Some(1)),
+            Ok(Change::Created(ref r)) if r.version == 2
+        ));
     }
 
     #[test]
