@@ -268,3 +268,114 @@ fn intel_list_blocks_its_ranges_on_every_edge() {
     );
     assert_eq!(fleet.send(0, RawRequest::get("/users/1"), "192.0.2.1"), 200);
 }
+
+/// Sends `count` requests made by `make(i)` from `from`, alternating between the two edges;
+/// returns the statuses.
+fn alternate(
+    fleet: &Fleet,
+    count: usize,
+    from: &str,
+    make: impl Fn(usize) -> RawRequest,
+) -> Vec<u16> {
+    (0..count)
+        .map(|i| fleet.send(i % 2, make(i), from))
+        .collect()
+}
+
+/// Waits until `from` is refused by both edges; panics with the block list otherwise.
+fn assert_blocked_everywhere(fleet: &Fleet, from: &str, rule: &str) {
+    let took = fleet
+        .until_both(from, 403, Duration::from_secs(5))
+        .unwrap_or_else(|| {
+            panic!(
+                "{from} not blocked on both edges; blocks: {}",
+                fleet.cli(&["blocks", "list"])
+            )
+        });
+    assert!(
+        took <= Duration::from_secs(2),
+        "{from} blocked after {took:?}"
+    );
+    let blocks = fleet.cli(&["blocks", "list", "--json"]);
+    assert!(blocks.contains(rule), "{blocks}");
+}
+
+#[test]
+fn credential_stuffing_split_across_edges() {
+    let fleet = Fleet::start();
+    fleet.push(
+        r#"{"behaviour": {"client_ip": {"trusted_hops": 1},
+            "brute_force": {"routes": ["/login"], "per_ip": {"window_secs": 60, "threshold": 1000}},
+            "credential_stuffing": {"window_secs": 300, "threshold": 8, "action": "block"}}}"#,
+    );
+    let stuffer = "192.0.2.44";
+    let statuses = alternate(&fleet, 8, stuffer, |i| {
+        RawRequest::post("/login").json(&format!(
+            r#"{{"username": "user{i}@example.com", "password": "Summer2024!"}}"#
+        ))
+    });
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    assert_blocked_everywhere(&fleet, stuffer, "fleet:credential_stuffing");
+}
+
+#[test]
+fn bola_enumeration_split_across_edges() {
+    let fleet = Fleet::start();
+    fleet.push(
+        r#"{"behaviour": {"client_ip": {"trusted_hops": 1},
+            "bola": {"routes": [{"path": "/users/{id}", "param": "id"}],
+                     "distinct_ids": {"window_secs": 60, "threshold": 10, "action": "block"}}}}"#,
+    );
+    // Six distinct ids per edge, twelve for the fleet: the principal is the address here.
+    let statuses = alternate(&fleet, 12, "203.0.113.80", |i| {
+        RawRequest::get(format!("/users/{}", i + 1))
+    });
+    assert!(
+        statuses.iter().all(|s| *s != 403),
+        "no edge alone decides: {statuses:?}"
+    );
+    assert_blocked_everywhere(&fleet, "203.0.113.80", "fleet:bola");
+    assert_eq!(
+        fleet.send(0, RawRequest::get("/users/1"), "192.0.2.80"),
+        200
+    );
+}
+
+#[test]
+fn bulk_export_exfiltration_split_across_edges() {
+    let fleet = Fleet::start();
+    fleet.push(
+        r#"{"behaviour": {"client_ip": {"trusted_hops": 1},
+            "exfiltration": {"bytes": {"window_secs": 300, "threshold": 2000000, "action": "block"}}}}"#,
+    );
+    // About 0.55 MB per export: two per edge stay under 2 MB, four for the fleet do not.
+    let statuses = alternate(&fleet, 4, "203.0.113.90", |_| {
+        RawRequest::get("/export?limit=5000")
+    });
+    assert_eq!(statuses, vec![200; 4]);
+    assert_blocked_everywhere(&fleet, "203.0.113.90", "fleet:exfiltration");
+}
+
+#[test]
+fn rate_abuse_is_limited_at_each_edge_with_429() {
+    let fleet = Fleet::start();
+    fleet.push(
+        r#"{"behaviour": {"client_ip": {"trusted_hops": 1},
+            "rate_limits": [{"name": "search", "route": "/search", "key": "ip", "per_second": 0.5, "burst": 4}]}}"#,
+    );
+    for edge in 0..2 {
+        let statuses: Vec<u16> = (0..6)
+            .map(|_| fleet.send(edge, RawRequest::get("/search?q=cup"), "203.0.113.70"))
+            .collect();
+        assert_eq!(&statuses[..4], &[200; 4], "edge {edge}: {statuses:?}");
+        assert_eq!(&statuses[4..], &[429, 429], "edge {edge}: {statuses:?}");
+    }
+    let r = fleet.envoys[0]
+        .send(&RawRequest::get("/search?q=cup").header("x-forwarded-for", "203.0.113.70"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(
+        fleet.send(0, RawRequest::get("/search?q=cup"), "192.0.2.71"),
+        200
+    );
+}
