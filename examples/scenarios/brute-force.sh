@@ -11,13 +11,5 @@ for i in $(seq 0 $((ATTEMPTS - 1))); do
   codes+=("$(status "$i" "$ATTACKER" POST /login -H 'content-type: application/json' -d "{\"username\":\"alice\",\"password\":\"guess$i\"}")")
 done
 line "$ATTEMPTS wrong passwords from $ATTACKER" "${codes[@]}"
-# Fleet detection takes a moment: ask each gateway until it refuses (at most ~3 s).
-for g in "${!GW[@]}"; do
-  for _ in $(seq 1 60); do
-    s=$(status "$g" "$ATTACKER" GET /users/1)
-    [ "$s" = 403 ] && break
-    sleep 0.05
-  done
-  line "then GET /users/1 via ${GW[$g]}" "$s"
-done
+after "then GET /users/1" "$ATTACKER" GET /users/1
 line "alice from her own address" "$(status 0 198.51.100.20 POST /login -H 'content-type: application/json' -d '{"username":"alice","password":"wonderland"}')"

@@ -24,3 +24,18 @@ line() {
   done
   printf '\n'
 }
+
+# after LABEL CLIENT_IP METHOD PATH: polls every gateway (up to ~3 s) until it refuses the client,
+# then prints what each answered. Local windows are per Envoy worker; the control plane's fleet
+# view merges them and pushes the block to every edge, usually within a second.
+after() {
+  local label=$1 ip=$2 method=$3 path=$4 g s
+  for g in "${!GW[@]}"; do
+    for _ in $(seq 1 60); do
+      s=$(status "$g" "$ip" "$method" "$path")
+      case $s in 403|429) break ;; esac
+      sleep 0.05
+    done
+    line "$label via ${GW[$g]}" "$s"
+  done
+}

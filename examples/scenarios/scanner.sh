@@ -8,3 +8,4 @@ for p in /.env /.git/config /wp-login.php /phpmyadmin/ /backup.zip /admin /old /
   codes+=("$(status 0 "$ATTACKER" GET "$p")")
 done
 line "12 probes from $ATTACKER" "${codes[@]}"
+after "then an ordinary request" "$ATTACKER" GET /users/1
