@@ -4,14 +4,19 @@
 
 use std::time::UNIX_EPOCH;
 
+use prost::Message;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
-use vigil_engine::behaviour::{Admission, BehaviourAction, ClaimLookup, Tracked};
+use vigil_engine::behaviour::{
+    Admission, BehaviourAction, ClaimLookup, Detection, OffenderKind, Tracked,
+};
 use vigil_engine::{Mode, Request};
+use vigil_proto::v1::{BlockList, DynamicBlock};
 
 use crate::events::{self, BehaviourEvent, RequestFacts};
 use crate::http::VigilHttp;
+use crate::shared;
 
 /// What the response callbacks need, gathered on the request path.
 pub struct ResponseWatch {
@@ -242,6 +247,7 @@ impl VigilHttp {
                 for d in edge.state.observe(behaviour, o, now_ms) {
                     if shared.policy.mode() == Mode::Enforce {
                         edge.state.penalise(&d, now_ms);
+                        share_penalty(&d, now_ms);
                     }
                     detections.push(d);
                 }
@@ -281,6 +287,44 @@ impl VigilHttp {
         }
         for o in observations.iter().filter(|o| o.forward) {
             self.enqueue(events::observation_event(o, facts.clone()));
+        }
+    }
+}
+
+/// Tells the other workers of this Envoy about a penalty (read-modify-write with CAS; a lost
+/// race is retried, and after three the control plane's block still follows).
+fn share_penalty(d: &Detection, now_ms: u64) {
+    if d.action == BehaviourAction::Monitor || d.offender.kind == OffenderKind::Route {
+        return;
+    }
+    let until = now_ms.saturating_add(d.block_secs.saturating_mul(1_000));
+    for _ in 0..3 {
+        let (bytes, cas) = match hostcalls::get_shared_data(shared::PENALTIES_KEY) {
+            Ok(found) => found,
+            Err(_) => return,
+        };
+        let mut list = bytes
+            .and_then(|b| BlockList::decode(b.as_slice()).ok())
+            .unwrap_or_default();
+        list.blocks
+            .retain(|b| u64::try_from(b.expires_unix_ms).unwrap_or(0) > now_ms);
+        list.blocks.push(DynamicBlock {
+            kind: d.offender.kind.as_str().to_owned(),
+            value: d.offender.value.clone(),
+            expires_unix_ms: i64::try_from(until).unwrap_or(i64::MAX),
+            reason: d.detector.as_str().to_owned(),
+            limit_only: d.action == BehaviourAction::Limit,
+        });
+        let excess = list
+            .blocks
+            .len()
+            .saturating_sub(shared::MAX_SHARED_PENALTIES);
+        list.blocks.drain(..excess);
+        list.revision += 1;
+        if hostcalls::set_shared_data(shared::PENALTIES_KEY, Some(&list.encode_to_vec()), cas)
+            .is_ok()
+        {
+            return;
         }
     }
 }

@@ -6,6 +6,11 @@ pub const POLICY_KEY: &str = "vigil.policy";
 pub const BLOCKS_KEY: &str = "vigil.blocks";
 /// Shared-data key holding the reputation list: a `vigil.v1.IntelList`.
 pub const INTEL_KEY: &str = "vigil.intel";
+/// Shared-data key holding penalties one worker decided, so every worker of this Envoy applies
+/// them within a tick, control plane or not: a `vigil.v1.BlockList` (reason = detector).
+pub const PENALTIES_KEY: &str = "vigil.penalties";
+/// Penalties kept in [`PENALTIES_KEY`]; the oldest go first.
+pub const MAX_SHARED_PENALTIES: usize = 1_000;
 /// Shared queue the workers put events on and the singleton drains.
 pub const EVENTS_QUEUE: &str = "vigil_events";
 /// The `vm_id` both roles must use (Envoy scopes shared data and queues by it).

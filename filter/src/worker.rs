@@ -10,7 +10,10 @@ use prost::Message;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::HttpContext;
 use proxy_wasm::types::LogLevel;
-use vigil_engine::behaviour::{BehaviourState, BlockEntry, BlockSet, IntelSet};
+use vigil_engine::behaviour::{
+    BehaviourAction, BehaviourState, BlockEntry, BlockSet, Detector, IntelSet, Offender,
+    OffenderKind,
+};
 use vigil_engine::CompiledPolicy;
 use vigil_proto::v1::{BlockList, IntelList};
 
@@ -71,6 +74,7 @@ pub struct FilterRoot {
     behaviour: Rc<RefCell<EdgeBehaviour>>,
     blocks_cas: Option<u32>,
     intel_cas: Option<u32>,
+    penalties_cas: Option<u32>,
     /// `max_keys` the behaviour state was sized for.
     behaviour_keys: usize,
 }
@@ -178,6 +182,34 @@ impl FilterRoot {
             self.behaviour.borrow_mut().blocks = set;
             if let Some(m) = &self.metrics {
                 m.blocks_updates.bump();
+            }
+        }
+        if let Some(bytes) = changed(shared::PENALTIES_KEY, &mut self.penalties_cas) {
+            if let Ok(list) = BlockList::decode(bytes.as_slice()) {
+                let now_ms = hostcalls::get_current_time()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                let mut edge = self.behaviour.borrow_mut();
+                for b in list.blocks {
+                    let (Some(kind), Some(detector)) =
+                        (OffenderKind::parse(&b.kind), Detector::parse(&b.reason))
+                    else {
+                        continue;
+                    };
+                    let action = if b.limit_only {
+                        BehaviourAction::Limit
+                    } else {
+                        BehaviourAction::Block
+                    };
+                    let offender = Offender {
+                        kind,
+                        value: b.value,
+                    };
+                    let until = u64::try_from(b.expires_unix_ms).unwrap_or(0);
+                    edge.state
+                        .impose(&offender, action, detector, until, now_ms);
+                }
             }
         }
         if let Some(bytes) = changed(shared::INTEL_KEY, &mut self.intel_cas) {

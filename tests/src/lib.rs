@@ -304,6 +304,7 @@ pub struct EnvoyConfig {
     wasm: Option<PathBuf>,
     log_level: String,
     component_log_level: Option<String>,
+    concurrency: u16,
 }
 
 impl EnvoyConfig {
@@ -317,6 +318,7 @@ impl EnvoyConfig {
             wasm: None,
             log_level: "info".to_string(),
             component_log_level: None,
+            concurrency: 1,
         }
     }
 
@@ -337,6 +339,12 @@ impl EnvoyConfig {
     /// Another `.wasm` module than [`wasm_path`].
     pub fn wasm(mut self, path: impl Into<PathBuf>) -> EnvoyConfig {
         self.wasm = Some(path.into());
+        self
+    }
+
+    /// Envoy's `--concurrency` (default 1: one worker, so counters are exact).
+    pub fn concurrency(mut self, workers: u16) -> EnvoyConfig {
+        self.concurrency = workers;
         self
     }
 
@@ -530,7 +538,7 @@ impl Envoy {
         let mut cmd = Command::new(bin);
         cmd.arg("-c")
             .arg(&config_path)
-            .args(["--concurrency", "1"])
+            .args(["--concurrency", &cfg.concurrency.to_string()])
             // Unique per instance (the admin port is held by this Envoy), so several can
             // run at once; hot restart is not needed either way.
             .args(["--base-id", &admin_port.to_string()])

@@ -15,11 +15,17 @@ struct Edge {
 
 impl Edge {
     fn with_behaviour(behaviour: &str) -> Edge {
+        Edge::with_workers(behaviour, 1)
+    }
+
+    fn with_workers(behaviour: &str, workers: u16) -> Edge {
         let policy =
             format!(r#"{{"behaviour": {{"client_ip": {{"trusted_hops": 1}}, {behaviour}}}}}"#);
         let api = DemoApi::start();
-        let envoy = Envoy::start(EnvoyConfig::gateway(api.port()).policy_json(&policy))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let config = EnvoyConfig::gateway(api.port())
+            .policy_json(&policy)
+            .concurrency(workers);
+        let envoy = Envoy::start(config).unwrap_or_else(|e| panic!("{e}"));
         Edge { envoy, _api: api }
     }
 
@@ -76,6 +82,40 @@ fn brute_force_from_one_address_is_blocked_and_others_still_log_in() {
     assert!(wait_until(Duration::from_secs(5), || {
         edge.counter("behaviour.brute_force.block") >= 3
     }));
+}
+
+#[test]
+fn a_penalty_one_worker_decides_holds_on_every_worker_without_a_control_plane() {
+    let edge = Edge::with_workers(
+        r#""brute_force": {"routes": ["/login"],
+             "per_ip": {"window_secs": 60, "threshold": 3, "action": "block", "block_secs": 120}}"#,
+        2,
+    );
+    // Each request is a new connection, so the failures land on either worker; keep failing
+    // until one worker has seen three.
+    let mut refused = false;
+    for _ in 0..40 {
+        if edge.send(login("alice", "guess"), "203.0.113.11").status == 403 {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "no worker ever detected the brute force");
+    // Every worker refuses the address after at most one tick (100 ms): twenty fresh
+    // connections in a row, spread over both workers, all 403.
+    let all_refused = wait_until(Duration::from_secs(2), || {
+        (0..20).all(|_| {
+            edge.send(RawRequest::get("/users/1"), "203.0.113.11")
+                .status
+                == 403
+        })
+    });
+    assert!(all_refused, "some worker still serves the attacker");
+    assert_eq!(
+        edge.send(RawRequest::get("/users/1"), "198.51.100.1")
+            .status,
+        200
+    );
 }
 
 #[test]

@@ -90,6 +90,12 @@ pub enum OffenderKind {
 }
 
 impl OffenderKind {
+    pub fn parse(s: &str) -> Option<OffenderKind> {
+        [Self::Ip, Self::Principal, Self::Token, Self::Route]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ip => "ip",

@@ -17,6 +17,12 @@ pub enum BehaviourAction {
 }
 
 impl BehaviourAction {
+    pub fn parse(s: &str) -> Option<BehaviourAction> {
+        [Self::Monitor, Self::Limit, Self::Block]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Monitor => "monitor",

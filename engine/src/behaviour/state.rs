@@ -521,25 +521,42 @@ impl BehaviourState {
 
     /// Makes a detection's `limit` or `block` take effect here (the edge's own penalties).
     pub fn penalise(&mut self, d: &Detection, now_ms: u64) {
-        if d.action == BehaviourAction::Monitor || d.offender.kind == OffenderKind::Route {
+        let until_ms = now_ms.saturating_add(secs_ms(d.block_secs));
+        self.impose(&d.offender, d.action, d.detector, until_ms, now_ms);
+    }
+
+    /// Applies a penalty decided elsewhere (another worker of this Envoy) until `until_ms`.
+    pub fn impose(
+        &mut self,
+        offender: &Offender,
+        action: BehaviourAction,
+        detector: Detector,
+        until_ms: u64,
+        now_ms: u64,
+    ) {
+        if action == BehaviourAction::Monitor
+            || offender.kind == OffenderKind::Route
+            || until_ms <= now_ms
+        {
             return;
         }
-        let until_ms = now_ms.saturating_add(secs_ms(d.block_secs));
         let p = self.penalties.entry(
-            key(d.offender.kind.as_str(), &d.offender.value),
+            key(offender.kind.as_str(), &offender.value),
             now_ms,
             || Penalty {
                 until_ms,
-                action: d.action,
-                detector: d.detector,
+                action,
+                detector,
             },
             |p| p.until_ms <= now_ms,
         );
-        if p.until_ms < until_ms || p.action == BehaviourAction::Limit {
+        if p.until_ms < until_ms
+            || (p.action == BehaviourAction::Limit && action == BehaviourAction::Block)
+        {
             *p = Penalty {
                 until_ms,
-                action: d.action,
-                detector: d.detector,
+                action,
+                detector,
             };
         }
     }
