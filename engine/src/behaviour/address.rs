@@ -173,7 +173,7 @@ mod tests {
             (AddressRange::parse("10.1.2.0/24").unwrap(), "nested"),
             (AddressRange::parse("192.0.2.7").unwrap(), "one"),
             (AddressRange::parse("2001:db8::/32").unwrap(), "v6"),
-            (AddressRange::parse("0.0.0.0/0").unwrap(), "all-v4").clone(),
+            (AddressRange::parse("0.0.0.0/0").unwrap(), "all-v4"),
         ]);
         assert_eq!(set.lookup(ip("10.1.2.3")), Some(&"all-v4"));
         let set = RangeSet::build(vec![
