@@ -16,8 +16,8 @@ use vigil_proto::v1::admin_service_client::AdminServiceClient;
 use vigil_proto::v1::event_service_client::EventServiceClient;
 use vigil_proto::v1::rule_service_client::RuleServiceClient;
 use vigil_proto::v1::{
-    Event, EventBatch, Finding, ListNodesRequest, NodeInfo, NodeStatus, PushPolicyRequest,
-    TailRequest, WatchRequest,
+    BlockList, Event, EventBatch, Finding, ListNodesRequest, NodeInfo, NodeStatus, Observation,
+    PushPolicyRequest, TailRequest, WatchRequest,
 };
 
 const ADMIN: &str = "admin-token-for-tests-0001";
@@ -647,4 +647,461 @@ fn tls_with_ca() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+// ---------------------------------------------------------------------- fleet response
+
+/// Brute force at fleet scope: 6 failed logins per IP in a minute block the IP for 2 s.
+const POLICY_FLEET: &str = "behaviour:\n  brute_force:\n    routes: [/login]\n    per_ip: {window_secs: 60, threshold: 6, action: block, block_secs: 2}\n";
+
+fn failed_login(node_id: &str, seq: u64, ip: &str) -> Event {
+    Event {
+        node_id: node_id.into(),
+        boot_id: "boot-1".into(),
+        sequence: seq,
+        unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+        request_id: format!("{node_id}-{seq}"),
+        outcome: "observe".into(),
+        method: "POST".into(),
+        path: "/login".into(),
+        client_ip: ip.into(),
+        principal: format!("ip:{ip}"),
+        observation: Some(Observation {
+            kind: "login".into(),
+            ip: ip.into(),
+            principal: format!("ip:{ip}"),
+            route: "/login".into(),
+            subject: format!("user{seq}"),
+            status: 401,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+type WatchMessages = tonic::Streaming<vigil_proto::v1::WatchResponse>;
+
+/// The next policy bundle on a Watch stream.
+async fn next_policy(
+    stream: &mut WatchMessages,
+    within: Duration,
+) -> vigil_proto::v1::PolicyBundle {
+    tokio::time::timeout(within, async {
+        loop {
+            let message = stream.message().await.unwrap().expect("stream open");
+            if let Some(policy) = message.policy {
+                return policy;
+            }
+        }
+    })
+    .await
+    .expect("a policy in time")
+}
+
+/// The next BlockList on a Watch stream (skipping messages that carry only other things).
+async fn next_blocks(stream: &mut WatchMessages, within: Duration) -> BlockList {
+    tokio::time::timeout(within, async {
+        loop {
+            let message = stream.message().await.unwrap().expect("stream open");
+            if let Some(blocks) = message.blocks {
+                return blocks;
+            }
+        }
+    })
+    .await
+    .expect("a block list in time")
+}
+
+async fn watch(channel: &Channel, node_id: &str) -> WatchMessages {
+    RuleServiceClient::new(with_token(channel.clone(), NODE))
+        .watch(WatchRequest {
+            node: Some(node(node_id)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    stdout(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_correlator_blocks_a_split_brute_force_on_every_edge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path(), false);
+    std::fs::write(tmp.path().join("fleet.yaml"), POLICY_FLEET).unwrap();
+    stdout(&server.cli(Some(ADMIN), &["policy", "push", "fleet.yaml"]));
+    let channel = server.channel().await;
+
+    // Both edges connect; the first message carries policy, blocks and intel.
+    let mut edges = Vec::new();
+    for id in ["edge-a", "edge-b"] {
+        let mut stream = watch(&channel, id).await;
+        let first = tokio::time::timeout(Duration::from_secs(2), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.policy.unwrap().version, "1");
+        assert!(first.blocks.unwrap().blocks.is_empty());
+        assert!(first.intel.unwrap().entries.is_empty());
+        edges.push(stream);
+    }
+
+    // Three failures through each edge: neither passes the threshold of 6 alone.
+    let attacker = "203.0.113.50";
+    let mut reporter = EventServiceClient::new(with_token(channel.clone(), NODE));
+    let batch_a = EventBatch {
+        events: (1..=3)
+            .map(|s| failed_login("edge-a", s, attacker))
+            .collect(),
+        events_dropped: 0,
+    };
+    let batch_b = EventBatch {
+        events: (1..=2)
+            .map(|s| failed_login("edge-b", s, attacker))
+            .collect(),
+        events_dropped: 0,
+    };
+    reporter.report(batch_a.clone()).await.unwrap();
+    reporter.report(batch_b.clone()).await.unwrap();
+    // Resends are duplicates and must not count as more failures.
+    let ack = reporter.report(batch_a).await.unwrap().into_inner();
+    assert_eq!((ack.stored, ack.duplicates), (0, 3));
+    let ack = reporter.report(batch_b).await.unwrap().into_inner();
+    assert_eq!((ack.stored, ack.duplicates), (0, 2));
+    let query = |args: &[&str]| {
+        let mut all = vec!["events", "query", "--json"];
+        all.extend_from_slice(args);
+        json_lines(&server.cli(Some(VIEWER), &all))
+    };
+    assert!(query(&["--rule", "behaviour.brute_force"]).is_empty());
+
+    // The sixth failure, on edge-b, completes the fleet count.
+    let started = Instant::now();
+    reporter
+        .report(EventBatch {
+            events: vec![failed_login("edge-b", 3, attacker)],
+            events_dropped: 0,
+        })
+        .await
+        .unwrap();
+    for stream in &mut edges {
+        let list = next_blocks(stream, Duration::from_secs(1)).await;
+        assert_eq!(list.blocks.len(), 1, "{list:?}");
+        let block = &list.blocks[0];
+        assert_eq!(
+            (
+                block.kind.as_str(),
+                block.value.as_str(),
+                block.reason.as_str()
+            ),
+            ("ip", attacker, "fleet:brute_force")
+        );
+        assert!(!block.limit_only);
+        assert!(block.expires_unix_ms > 0);
+    }
+    let latency = started.elapsed();
+    assert!(latency < Duration::from_secs(1), "{latency:?}");
+    eprintln!("observation → block on both edges: {latency:?}");
+
+    // The detection is an event; observations stay out of queries unless asked for.
+    let detections = query(&["--rule", "behaviour.brute_force"]);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    assert_eq!(detections[0]["outcome"], "detect");
+    assert_eq!(detections[0]["client_ip"], attacker);
+    assert_eq!(detections[0]["findings"][0]["severity"], "critical");
+    assert_eq!(detections[0]["findings"][0]["category"], "behaviour");
+    assert_eq!(query(&[]).len(), 1);
+    let with_observations = query(&["--observations"]);
+    assert_eq!(with_observations.len(), 7);
+    assert!(with_observations
+        .iter()
+        .any(|e| e["observation"]["subject"] == "user3" && e["principal"] == "ip:203.0.113.50"));
+    // The correlator's events do not make it a node.
+    let nodes = json_lines(&server.cli(Some(VIEWER), &["nodes", "--json"]));
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+
+    let listed = json_lines(&server.cli(Some(VIEWER), &["blocks", "list", "--json"]));
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["created_by"], "correlator");
+
+    // The TTL (2 s) runs out: the block is swept and every edge gets the empty list.
+    for stream in &mut edges {
+        let list = next_blocks(stream, Duration::from_secs(4)).await;
+        assert!(list.blocks.is_empty(), "{list:?}");
+    }
+    let audit = json_lines(&server.cli(Some(VIEWER), &["audit", "--json"]));
+    let actions: Vec<&str> = audit.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions, vec!["block.expire", "block.add", "policy.push"]);
+    assert_eq!(audit[1]["actor"], "correlator");
+    assert_eq!(audit[2]["actor"], "admin#1");
+    assert!(json_lines(&server.cli(Some(VIEWER), &["blocks", "list", "--json"])).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_and_intel_from_the_cli_reach_edges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path(), false);
+    let channel = server.channel().await;
+    let mut edge = watch(&channel, "edge-a").await;
+    let first = edge.message().await.unwrap().unwrap();
+    assert!(first.policy.is_none(), "no policy pushed yet");
+    let revision0 = first.blocks.unwrap().revision;
+
+    let cli = |token: &str, args: &[&str]| server.cli(Some(token), args);
+    let out = cli(VIEWER, &["blocks", "add", "--ip", "198.51.100.7"]);
+    assert!(text(&out).contains("permission denied"), "{}", text(&out));
+    let out = cli(ADMIN, &["blocks", "add", "--ip", "198.51.100.300"]);
+    assert!(text(&out).contains("not an IP address"), "{}", text(&out));
+
+    let started = Instant::now();
+    let added = json_lines(&cli(
+        ADMIN,
+        &[
+            "blocks",
+            "add",
+            "--principal",
+            "sub:mallory",
+            "--ttl",
+            "10m",
+            "--reason",
+            "stolen account",
+            "--limit",
+            "--json",
+        ],
+    ));
+    let list = next_blocks(&mut edge, Duration::from_secs(1)).await;
+    eprintln!("blocks add → edge: {:?}", started.elapsed());
+    assert!(list.revision > revision0);
+    assert_eq!(list.blocks.len(), 1);
+    assert_eq!(list.blocks[0].value, "sub:mallory");
+    assert!(list.blocks[0].limit_only);
+    assert_eq!(added[0]["reason"], "stolen account");
+    let ttl_ms = added[0]["expires_unix_ms"].as_i64().unwrap()
+        - added[0]["created_unix_ms"].as_i64().unwrap();
+    assert_eq!(ttl_ms, 600_000);
+
+    stdout(&cli(ADMIN, &["blocks", "add", "--cidr", "192.0.2.0/24"]));
+    assert_eq!(
+        next_blocks(&mut edge, Duration::from_secs(1))
+            .await
+            .blocks
+            .len(),
+        2
+    );
+    let table = stdout(&cli(VIEWER, &["blocks", "list"]));
+    assert!(
+        table.contains("sub:mallory") && table.contains("192.0.2.0/24"),
+        "{table}"
+    );
+    stdout(&cli(
+        ADMIN,
+        &["blocks", "remove", "--principal", "sub:mallory"],
+    ));
+    let list = next_blocks(&mut edge, Duration::from_secs(1)).await;
+    assert_eq!(list.blocks.len(), 1);
+    assert_eq!(list.blocks[0].kind, "cidr");
+    let out = cli(ADMIN, &["blocks", "remove", "--principal", "sub:mallory"]);
+    assert!(text(&out).contains("not found"), "{}", text(&out));
+
+    // A bad line refuses the whole file, naming it; nothing is loaded or pushed.
+    std::fs::write(
+        tmp.path().join("bad.txt"),
+        "# list\n192.0.2.0/24 tor\n203.0.113.0/40 scanners\n",
+    )
+    .unwrap();
+    let out = cli(ADMIN, &["intel", "load", "bad.txt"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("line 3"), "{}", text(&out));
+    assert!(stdout(&cli(VIEWER, &["intel", "list"])).contains("revision 0, 0 entries"));
+
+    std::fs::write(
+        tmp.path().join("good.txt"),
+        "# list\n192.0.2.0/24 tor-exit\n203.0.113.9, scanner\n2001:db8::/32\n",
+    )
+    .unwrap();
+    let loaded = json_lines(&cli(ADMIN, &["intel", "load", "good.txt", "--json"]));
+    assert_eq!(loaded[0]["loaded"], 3);
+    let intel = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            if let Some(intel) = edge.message().await.unwrap().unwrap().intel {
+                return intel;
+            }
+        }
+    })
+    .await
+    .expect("intel pushed");
+    assert_eq!(intel.entries.len(), 3);
+    assert_eq!(intel.entries[1].label, "scanner");
+    let listed = json_lines(&cli(VIEWER, &["intel", "list", "--json"]));
+    assert_eq!(listed[0]["label"], "tor-exit");
+
+    // A new edge gets the current blocks and intel in its first message.
+    let mut late = watch(&channel, "edge-b").await;
+    let first = late.message().await.unwrap().unwrap();
+    assert_eq!(first.blocks.unwrap().blocks.len(), 1);
+    assert_eq!(first.intel.unwrap().entries.len(), 3);
+
+    let audit = json_lines(&cli(VIEWER, &["audit", "--json"]));
+    let actions: Vec<&str> = audit.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(
+        actions,
+        vec!["intel.load", "block.remove", "block.add", "block.add"]
+    );
+    assert!(audit.iter().all(|e| e["actor"] == "admin#1"), "{audit:?}");
+    assert_eq!(audit[0]["detail"], "3 entries from good.txt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exceptions_and_policy_set_are_audited_reversible_versions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path(), false);
+    std::fs::write(tmp.path().join("fleet.yaml"), POLICY_FLEET).unwrap();
+    let cli = |token: &str, args: &[&str]| server.cli(Some(token), args);
+    stdout(&cli(ADMIN, &["policy", "push", "fleet.yaml"]));
+    let channel = server.channel().await;
+    let mut edge = watch(&channel, "edge-a").await;
+    assert_eq!(
+        edge.message()
+            .await
+            .unwrap()
+            .unwrap()
+            .policy
+            .unwrap()
+            .version,
+        "1"
+    );
+
+    let out = cli(
+        ADMIN,
+        &[
+            "exceptions",
+            "add",
+            "--rule",
+            "sqli",
+            "--route",
+            "/search",
+            "--param",
+            "q",
+            "--reason",
+            "search box",
+        ],
+    );
+    assert!(stdout(&out).contains("pushed version 2"), "{}", text(&out));
+    let bundle = next_policy(&mut edge, Duration::from_secs(1)).await;
+    assert_eq!(bundle.version, "2");
+    assert!(bundle.json.contains("search box"), "{}", bundle.json);
+    let listed = json_lines(&cli(VIEWER, &["exceptions", "list", "--json"]));
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0]["rule"].as_str(), listed[0]["param"].as_str()),
+        (Some("sqli"), Some("q"))
+    );
+
+    // Invalid edits name the rule or field; nothing is pushed.
+    let out = cli(
+        ADMIN,
+        &[
+            "exceptions",
+            "add",
+            "--rule",
+            "no-such-rule",
+            "--route",
+            "/x",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("exceptions[1].rule"), "{}", text(&out));
+    let out = cli(
+        ADMIN,
+        &["policy", "set", "behaviour.brute_force.per_ip.threshold=0"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("behaviour.brute_force.per_ip.threshold"),
+        "{}",
+        text(&out)
+    );
+    let out = cli(ADMIN, &["exceptions", "remove", "5"]);
+    assert!(text(&out).contains("no exception 5"), "{}", text(&out));
+    let out = cli(VIEWER, &["policy", "set", "mode=monitor"]);
+    assert!(text(&out).contains("permission denied"), "{}", text(&out));
+
+    let out = cli(
+        ADMIN,
+        &[
+            "policy",
+            "set",
+            "behaviour.brute_force.per_ip.threshold=20",
+            "mode=monitor",
+            "--json",
+        ],
+    );
+    let set = json_lines(&out);
+    assert_eq!(set[0]["version"], "3");
+    assert_eq!(set[0]["base_version"], "2");
+    let bundle = next_policy(&mut edge, Duration::from_secs(1)).await;
+    let doc: serde_json::Value = serde_json::from_str(&bundle.json).unwrap();
+    assert_eq!(doc["behaviour"]["brute_force"]["per_ip"]["threshold"], 20);
+    assert_eq!(doc["mode"], "monitor");
+
+    stdout(&cli(ADMIN, &["exceptions", "remove", "0"]));
+    assert_eq!(
+        next_policy(&mut edge, Duration::from_secs(1)).await.version,
+        "4"
+    );
+    assert!(json_lines(&cli(VIEWER, &["exceptions", "list", "--json"])).is_empty());
+    stdout(&cli(ADMIN, &["policy", "rollback"]));
+    let restored = next_policy(&mut edge, Duration::from_secs(1)).await;
+    assert_eq!(restored.version, "5");
+    assert!(restored.json.contains("search box"));
+
+    // A push based on an old version is refused.
+    let mut admin = AdminServiceClient::new(with_token(channel.clone(), ADMIN));
+    let stale = admin
+        .push_policy(PushPolicyRequest {
+            json: "{}".into(),
+            comment: "stale".into(),
+            base_version: "2".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::FailedPrecondition);
+
+    let audit = json_lines(&cli(VIEWER, &["audit", "--json"]));
+    let actions: Vec<&str> = audit.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(
+        actions,
+        vec![
+            "policy.rollback",
+            "policy.push",
+            "policy.push",
+            "policy.push",
+            "policy.push"
+        ]
+    );
+    assert!(
+        audit[2]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("policy set behaviour.brute_force.per_ip.threshold=20"),
+        "{audit:?}"
+    );
+    assert!(
+        audit[3]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("exception: sqli on /search"),
+        "{audit:?}"
+    );
+    let versions = stdout(&cli(VIEWER, &["policy", "list"]));
+    assert_eq!(versions.lines().count(), 6, "{versions}");
 }

@@ -970,6 +970,39 @@ mod tests {
     }
 
     #[test]
+    fn version_1_databases_are_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.execute_batch("PRAGMA user_version = 1").unwrap();
+            conn.execute(
+                "INSERT INTO events (node_id, boot_id, sequence, unix_ms, received_unix_ms,
+                     request_id, outcome, score, method, path, client_ip, policy_version,
+                     findings, rule_id, category)
+                 VALUES ('n', 'b', 1, 5, 5, 'r', 'block', 5, 'GET', '/', '10.0.0.1', '1', '[]',
+                         '', '')",
+                [],
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        let old = store
+            .query_events(&EventFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(old.len(), 1);
+        assert!(old[0].observation.is_none() && old[0].principal.is_empty());
+        assert_eq!(store.blocks(0).unwrap().revision, 0);
+        store.audit("admin#1", "test", "", 1).unwrap();
+        drop(store);
+        assert!(Store::open(&path).is_ok(), "opening twice migrates once");
+    }
+
+    #[test]
     fn node_updates() {
         let mut store = Store::open_in_memory().unwrap();
         let mut update = NodeUpdate {
