@@ -341,6 +341,17 @@ fn bulk_exfiltration_by_bytes_and_single_huge_responses() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].detector, Detector::Exfiltration);
     assert!(found[0].count >= 1_000_000);
+
+    // The fleet gets one sum per principal, not one observation per response, and reaches the
+    // same verdict from it.
+    let sums = state.drain_usage();
+    assert_eq!(sums.len(), 1, "{sums:?}");
+    assert_eq!((sums[0].bytes, sums[0].status, sums[0].forward), (1_200_000, 0, true));
+    assert!(state.drain_usage().is_empty());
+    let mut fleet = BehaviourState::new(1_000);
+    let fleet_found = fleet.observe(b, &sums[0], 10_000);
+    assert_eq!(fleet_found.len(), 1, "{fleet_found:?}");
+    assert_eq!(fleet_found[0].offender.value, "sub:exporter");
     let huge: Vec<_> = state
         .observations(b, &t, 200, 6_000_000, 0, 20_000)
         .iter()

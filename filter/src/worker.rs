@@ -23,6 +23,8 @@ use crate::shared;
 
 /// How often a worker looks for a newly pushed policy (well inside the 1 s push budget).
 const POLICY_POLL: Duration = Duration::from_millis(100);
+/// Response sizes go to the fleet every this many ticks (1 s).
+const USAGE_TICKS: u32 = 10;
 
 /// What every HTTP context of this VM shares.
 pub struct Shared {
@@ -75,6 +77,8 @@ pub struct FilterRoot {
     blocks_cas: Option<u32>,
     intel_cas: Option<u32>,
     penalties_cas: Option<u32>,
+    /// Ticks since response sizes were last sent to the fleet.
+    ticks_since_usage: u32,
     /// `max_keys` the behaviour state was sized for.
     behaviour_keys: usize,
 }
@@ -150,6 +154,45 @@ impl FilterRoot {
         self.poll_pushed_policy();
         self.poll_lists();
         resolve_events_queue(&self.events_queue);
+        self.ticks_since_usage += 1;
+        if self.ticks_since_usage >= USAGE_TICKS {
+            self.ticks_since_usage = 0;
+            self.send_usage();
+        }
+    }
+
+    /// Response sizes per principal since the last call, one observation each, for the fleet's
+    /// exfiltration windows.
+    fn send_usage(&mut self) {
+        let (Some(shared), Some(queue)) = (
+            self.shared.clone(),
+            resolve_events_queue(&self.events_queue),
+        ) else {
+            return;
+        };
+        let usage = self.behaviour.borrow_mut().state.drain_usage();
+        if usage.is_empty() {
+            return;
+        }
+        let unix_ms = hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        for o in &usage {
+            let facts = crate::events::RequestFacts {
+                unix_ms,
+                request_id: "",
+                method: "",
+                target: b"",
+                client_ip: o.ip.clone(),
+                policy_version: &shared.version,
+            };
+            let bytes = crate::events::observation_event(o, facts);
+            match hostcalls::enqueue_shared_queue(queue, Some(&bytes)) {
+                Ok(()) => shared.metrics.events_enqueued.bump(),
+                Err(_) => shared.metrics.events_enqueue_failed.bump(),
+            }
+        }
     }
 
     /// Rebuilds the block and reputation sets when the singleton published new ones.

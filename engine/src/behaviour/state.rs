@@ -53,6 +53,16 @@ pub struct BehaviourState {
     reported: BoundedMap<u64>,
     /// Pairs already forwarded to the fleet recently (see `first_in`).
     forwarded: BoundedMap<u64>,
+    /// Response sizes per principal not yet sent to the fleet (see `drain_usage`).
+    usage: BoundedMap<Usage>,
+}
+
+#[derive(Debug)]
+struct Usage {
+    principal: String,
+    ip: String,
+    bytes: u64,
+    records: u64,
 }
 
 fn key(tag: &str, value: &str) -> u64 {
@@ -84,6 +94,7 @@ impl BehaviourState {
             penalties: BoundedMap::new(max_keys),
             reported: BoundedMap::new(max_keys),
             forwarded: BoundedMap::new(max_keys),
+            usage: BoundedMap::new(max_keys),
         }
     }
 
@@ -257,11 +268,23 @@ impl BehaviourState {
             out.push(o);
         }
         if s.exfiltration.is_some() || s.error_spike.is_some() {
-            out.push(base(
-                ObservationKind::Response,
-                "",
-                s.exfiltration.is_some(),
-            ));
+            // Not forwarded one by one: the fleet gets per-principal sums (`drain_usage`).
+            out.push(base(ObservationKind::Response, "", false));
+            if s.exfiltration.is_some() && (bytes > 0 || records > 0) {
+                let usage = self.usage.entry(
+                    key("usage", &t.principal),
+                    now_ms,
+                    || Usage {
+                        principal: t.principal.clone(),
+                        ip: t.ip_text.clone(),
+                        bytes: 0,
+                        records: 0,
+                    },
+                    |_| false,
+                );
+                usage.bytes = usage.bytes.saturating_add(bytes);
+                usage.records = usage.records.saturating_add(records);
+            }
         }
         if s.scanner.is_some() && (status == 404 || t.probe) {
             out.push(base(ObservationKind::NotFound, "", true));
@@ -271,6 +294,26 @@ impl BehaviourState {
             out.push(base(ObservationKind::Token, token, fresh));
         }
         out
+    }
+
+    /// Response sizes summed per principal since the last call, as observations for the fleet
+    /// (status 0: a sum, not one response). The adapter calls this about once a second, so an
+    /// edge sends one observation per active principal per second, not one per response.
+    pub fn drain_usage(&mut self) -> Vec<Observation> {
+        self.usage
+            .drain()
+            .map(|u| Observation {
+                kind: ObservationKind::Response,
+                ip: u.ip,
+                principal: u.principal,
+                route: String::new(),
+                subject: String::new(),
+                status: 0,
+                bytes: u.bytes,
+                records: u.records,
+                forward: true,
+            })
+            .collect()
     }
 
     /// True the first time `k` is seen in half a window: distinct-count detectors at fleet scope
@@ -418,7 +461,7 @@ impl BehaviourState {
                             now_ms,
                         );
                     }
-                    if let Some(max) = ex.max_response_bytes {
+                    if let (Some(max), true) = (ex.max_response_bytes, o.status != 0) {
                         if o.bytes > max {
                             let single = Trigger {
                                 window_secs: 60,

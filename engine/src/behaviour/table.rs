@@ -40,6 +40,11 @@ impl<V> BoundedMap<V> {
         self.slots.remove(&key).map(|s| s.value)
     }
 
+    /// Empties the map, yielding the values.
+    pub fn drain(&mut self) -> impl Iterator<Item = V> + '_ {
+        self.slots.drain().map(|(_, s)| s.value)
+    }
+
     /// The entry for `key`, created with `make` if missing. `idle` says which entries may be
     /// dropped when the map is full.
     pub fn entry(
