@@ -346,7 +346,10 @@ fn bulk_exfiltration_by_bytes_and_single_huge_responses() {
     // same verdict from it.
     let sums = state.drain_usage();
     assert_eq!(sums.len(), 1, "{sums:?}");
-    assert_eq!((sums[0].bytes, sums[0].status, sums[0].forward), (1_200_000, 0, true));
+    assert_eq!(
+        (sums[0].bytes, sums[0].status, sums[0].forward),
+        (1_200_000, 0, true)
+    );
     assert!(state.drain_usage().is_empty());
     let mut fleet = BehaviourState::new(1_000);
     let fleet_found = fleet.observe(b, &sums[0], 10_000);
