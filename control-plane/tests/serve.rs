@@ -817,6 +817,7 @@ async fn fleet_correlator_blocks_a_split_brute_force_on_every_edge() {
     assert_eq!(detections.len(), 1, "{detections:?}");
     assert_eq!(detections[0]["outcome"], "detect");
     assert_eq!(detections[0]["client_ip"], attacker);
+    assert_eq!(detections[0]["policy_version"], "1");
     assert_eq!(detections[0]["findings"][0]["severity"], "critical");
     assert_eq!(detections[0]["findings"][0]["category"], "behaviour");
     assert_eq!(query(&[]).len(), 1);

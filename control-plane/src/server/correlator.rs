@@ -24,6 +24,8 @@ const DEFAULT_BLOCK_SECS: u64 = 600;
 
 pub struct Correlator {
     policy: Option<Arc<CompiledPolicy>>,
+    /// The control plane's version number of `policy` (0: the built-in default).
+    version: i64,
     state: BehaviourState,
 }
 
@@ -31,6 +33,7 @@ impl Default for Correlator {
     fn default() -> Self {
         Correlator {
             policy: None,
+            version: 0,
             state: BehaviourState::new(1),
         }
     }
@@ -39,7 +42,7 @@ impl Default for Correlator {
 impl Correlator {
     /// Follows a new current policy. The counts so far are kept when the behaviour settings did
     /// not change (a threshold edit elsewhere must not forget a running attack).
-    pub fn set_policy(&mut self, policy: Arc<CompiledPolicy>) {
+    pub fn set_policy(&mut self, policy: Arc<CompiledPolicy>, version: i64) {
         let same = self
             .policy
             .as_ref()
@@ -48,13 +51,16 @@ impl Correlator {
             self.state = BehaviourState::new(policy.behaviour().settings().max_keys);
         }
         self.policy = Some(policy);
+        self.version = version;
     }
 
+    /// For the `policy_version` of detection events ("" before any push).
     pub fn policy_version(&self) -> String {
-        self.policy
-            .as_ref()
-            .map(|p| p.version().to_owned())
-            .unwrap_or_default()
+        if self.version > 0 {
+            self.version.to_string()
+        } else {
+            String::new()
+        }
     }
 
     /// Counts one stored event's observation (if it has one); returns what it completes.
@@ -267,7 +273,7 @@ mod tests {
     #[test]
     fn failures_from_two_edges_add_up_to_one_block() {
         let mut c = Correlator::default();
-        c.set_policy(policy(POLICY));
+        c.set_policy(policy(POLICY), 1);
         let now = 1_000_000;
         let mut detections = Vec::new();
         for seq in 0..4 {
@@ -301,7 +307,7 @@ mod tests {
     #[test]
     fn edge_clocks_ahead_are_clamped_and_unchanged_settings_keep_counts() {
         let mut c = Correlator::default();
-        c.set_policy(policy(POLICY));
+        c.set_policy(policy(POLICY), 1);
         let now = 1_000_000;
         for seq in 0..3 {
             // Far in the future: counted at the server's time, not the edge's.
@@ -315,7 +321,7 @@ mod tests {
         // Same behaviour settings, another mode: the three failures still count.
         let mut other: serde_json::Value = serde_json::from_str(POLICY).unwrap();
         other["mode"] = "monitor".into();
-        c.set_policy(policy(&other.to_string()));
+        c.set_policy(policy(&other.to_string()), 2);
         assert_eq!(
             c.observe(&failed_login("a", 9, "198.51.100.1", now), now)
                 .len(),
@@ -324,7 +330,7 @@ mod tests {
 
         // New thresholds: counting starts over.
         other["behaviour"]["brute_force"]["per_ip"]["threshold"] = 2.into();
-        c.set_policy(policy(&other.to_string()));
+        c.set_policy(policy(&other.to_string()), 2);
         assert!(c
             .observe(&failed_login("a", 10, "198.51.100.1", now), now)
             .is_empty());
@@ -341,7 +347,7 @@ mod tests {
         assert!(c
             .observe(&failed_login("a", 1, "192.0.2.1", 5), 5)
             .is_empty());
-        c.set_policy(policy("{}"));
+        c.set_policy(policy("{}"), 1);
         for seq in 0..10 {
             assert!(c
                 .observe(&failed_login("a", seq, "192.0.2.1", 5), 5)

@@ -112,8 +112,9 @@ impl Fleet {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn set_policy(&self, policy: Arc<CompiledPolicy>) {
-        self.lock_correlator().set_policy(policy);
+    /// Follows the current policy (`version`: the control plane's version number).
+    pub fn set_policy(&self, policy: Arc<CompiledPolicy>, version: i64) {
+        self.lock_correlator().set_policy(policy, version);
     }
 
     /// Runs the correlator over newly stored events: the detection events to store and the
@@ -145,8 +146,9 @@ impl Fleet {
     }
 }
 
-/// Compiles the current policy for the correlator (off the async workers).
+/// Compiles the current policy for the correlator (off the async workers), at start.
 pub async fn follow_policy(hub: &Hub, record: Option<&PolicyRecord>) {
+    let version = record.map_or(0, |r| r.version);
     let json = record.map(|r| r.json.clone());
     let compiled = tokio::task::spawn_blocking(move || match json {
         Some(json) => CompiledPolicy::from_json(&json),
@@ -154,7 +156,7 @@ pub async fn follow_policy(hub: &Hub, record: Option<&PolicyRecord>) {
     })
     .await;
     match compiled {
-        Ok(Ok(policy)) => hub.fleet.set_policy(Arc::new(policy)),
+        Ok(Ok(policy)) => hub.fleet.set_policy(Arc::new(policy), version),
         Ok(Err(e)) => tracing::error!(error = %e, "correlator cannot compile the current policy"),
         Err(e) => tracing::error!(error = %e, "correlator policy task failed"),
     }

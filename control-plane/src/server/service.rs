@@ -295,11 +295,15 @@ pub struct Admin {
 }
 
 impl Admin {
-    async fn announce(&self, change: &Change, what: &str) {
+    /// `compiled`: the new document as validation compiled it, for the correlator (compiling
+    /// it again would delay the answer by as long as validation took).
+    fn announce(&self, change: &Change, what: &str, compiled: CompiledPolicy) {
         if let Change::Created(record) = change {
             self.hub.metrics.policy_pushes.inc();
             self.hub.publish_policy(record);
-            fleet::follow_policy(&self.hub, Some(record)).await;
+            self.hub
+                .fleet
+                .set_policy(Arc::new(compiled), record.version);
             tracing::info!(
                 version = record.version,
                 sha256 = %record.sha256,
@@ -334,13 +338,13 @@ impl AdminService for Admin {
         // Compiling builds regex sets: CPU work, kept off the async workers.
         let checked = tokio::task::spawn_blocking(move || {
             let document = PolicyDocument::from_json(&json)?;
-            CompiledPolicy::compile(document.clone())?;
-            Ok::<_, vigil_engine::PolicyError>(document.to_json())
+            let compiled = CompiledPolicy::compile(document.clone())?;
+            Ok::<_, vigil_engine::PolicyError>((document.to_json(), compiled))
         })
         .await
         .map_err(|e| Status::internal(format!("validation task failed: {e}")))?;
-        let canonical = match checked {
-            Ok(json) => json,
+        let (canonical, compiled) = match checked {
+            Ok(checked) => checked,
             Err(e) => {
                 self.hub.metrics.policy_rejected.inc();
                 tracing::warn!(error = %e, "refused policy push: invalid policy");
@@ -361,7 +365,7 @@ impl AdminService for Admin {
             })
             .await
             .map_err(store_status)?;
-        self.announce(&change, "push").await;
+        self.announce(&change, "push", compiled);
         Ok(change_response(&change))
     }
 
@@ -416,16 +420,18 @@ impl AdminService for Admin {
         // The stored document passed validation when it was pushed; check it again in case
         // this engine is stricter than the one that accepted it.
         let json = target.json.clone();
-        let valid =
-            tokio::task::spawn_blocking(move || CompiledPolicy::from_json(&json).map(|_| ()))
-                .await
-                .map_err(|e| Status::internal(format!("validation task failed: {e}")))?;
-        if let Err(e) = valid {
-            return Err(Status::failed_precondition(format!(
-                "version {} does not validate with this control plane: {e}",
-                target.version
-            )));
-        }
+        let valid = tokio::task::spawn_blocking(move || CompiledPolicy::from_json(&json))
+            .await
+            .map_err(|e| Status::internal(format!("validation task failed: {e}")))?;
+        let compiled = match valid {
+            Ok(compiled) => compiled,
+            Err(e) => {
+                return Err(Status::failed_precondition(format!(
+                    "version {} does not validate with this control plane: {e}",
+                    target.version
+                )))
+            }
+        };
         let target_version = target.version;
         let now = now_unix_ms();
         let change = self
@@ -444,7 +450,7 @@ impl AdminService for Admin {
             })
             .await
             .map_err(store_status)?;
-        self.announce(&change, "rollback").await;
+        self.announce(&change, "rollback", compiled);
         Ok(change_response(&change))
     }
 
