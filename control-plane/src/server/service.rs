@@ -129,6 +129,9 @@ impl RuleService for Rules {
             .await
             .map_err(store_status)?;
         let connection = self.hub.connect(&node.node_id);
+        self.hub
+            .metrics
+            .set_node_version(&node.node_id, &node.applied_version);
         tracing::info!(
             node = %node.node_id,
             boot = %node.boot_id,
@@ -136,13 +139,19 @@ impl RuleService for Rules {
             filter = %node.filter_version,
             "watch stream opened"
         );
-        // WatchStream yields the current value at once, then every change.
-        let updates = WatchStream::new(self.hub.policy_updates()).filter_map(|current| {
-            current.map(|b| {
-                Ok(WatchResponse {
+        // WatchStream yields the current value at once, then every change. With no policy
+        // yet, the first message is empty: it still tells the edge that it is connected (its
+        // `vigil_service_connected` gauge), which alerting relies on.
+        let mut first = true;
+        let updates = WatchStream::new(self.hub.policy_updates()).filter_map(move |current| {
+            let opening = std::mem::replace(&mut first, false);
+            match current {
+                Some(b) => Some(Ok(WatchResponse {
                     policy: Some((*b).clone()),
-                })
-            })
+                })),
+                None if opening => Some(Ok(WatchResponse { policy: None })),
+                None => None,
+            }
         });
         let stream = LiveStream::new(&self.hub, Box::pin(updates), connection);
         Ok(Response::new(Box::pin(stream)))
@@ -170,6 +179,11 @@ impl RuleService for Rules {
         } else {
             non_empty(node.applied_version.clone())
         };
+        if let Some(version) = &applied_version {
+            if self.hub.is_connected(&node.node_id) {
+                self.hub.metrics.set_node_version(&node.node_id, version);
+            }
+        }
         let update = NodeUpdate {
             node_id: node.node_id,
             boot_id: node.boot_id,
@@ -236,6 +250,7 @@ impl EventService for Events {
         let mut events: Vec<Option<Event>> = events.into_iter().map(Some).collect();
         for i in report.stored {
             if let Some(e) = events.get_mut(i).and_then(Option::take) {
+                metrics.count_findings(&e.findings);
                 self.hub.publish_event(e);
             }
         }

@@ -1,0 +1,395 @@
+//! Alerting with real parts: Envoy with the filter, `vigil serve`, Prometheus and Alertmanager
+//! (Debian packages) on free loopback ports, and a webhook receiver inside the test.
+//!
+//! * Envoy's stats → Prometheus (shipped scrape config and rules) → Alertmanager (shipped
+//!   routing) → the webhook: an attack raises `VigilAttackSurge` at the `team` receiver.
+//! * The Grafana dashboard: its structure, and every query parses in that Prometheus and
+//!   names only documented metrics, which exist.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use vigil_e2e::control_plane::VigilServe;
+use vigil_e2e::monitoring::{shipped, Alertmanager, Prometheus, PrometheusTargets};
+use vigil_e2e::webhook::Webhook;
+use vigil_e2e::{wait_until, DemoApi, Envoy, RawRequest};
+
+const ALERT_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// Envoy (from `vigil envoy-config`, so the singleton's metrics exist too), the control plane
+/// and the demo API.
+struct Edge {
+    serve: VigilServe,
+    _api: DemoApi,
+    envoy: Envoy,
+}
+
+impl Edge {
+    fn start() -> Edge {
+        let serve = VigilServe::start();
+        let api = DemoApi::start();
+        let envoy = Envoy::start(serve.envoy_config("edge-alerting", api.port(), &[]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        Edge {
+            serve,
+            _api: api,
+            envoy,
+        }
+    }
+
+    /// Sends `n` SQL injections; each must be blocked.
+    fn attack(&self, n: usize) {
+        for i in 0..n {
+            let req = RawRequest::get(format!("/search?q=1%27%20OR%20%27{i}%27%3D%27{i}"));
+            let resp = self
+                .envoy
+                .send(&req)
+                .unwrap_or_else(|e| panic!("attack {i}: {e}"));
+            assert_eq!(resp.status, 403, "attack {i} not blocked: {resp:?}");
+        }
+    }
+
+    fn prometheus(&self, alertmanager: Option<&Alertmanager>) -> Prometheus {
+        let prometheus = Prometheus::start(&PrometheusTargets {
+            envoys: vec![self.envoy.admin_addr()],
+            control_plane: Some(self.serve.metrics_addr()),
+            alertmanager: alertmanager.map(Alertmanager::addr),
+        });
+        assert!(
+            wait_until(ALERT_TIMEOUT, || prometheus.targets_up("envoy")
+                && prometheus.targets_up("vigil-control-plane")),
+            "Prometheus should scrape Envoy and the control plane"
+        );
+        prometheus
+    }
+}
+
+fn alert_names(payload: &serde_json::Value, status: &str) -> Vec<String> {
+    payload["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["status"] == status)
+        .filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn attack_through_envoy_reaches_the_team_webhook_via_prometheus_and_alertmanager() {
+    let edge = Edge::start();
+    let webhook = Webhook::start();
+    let alertmanager = Alertmanager::start(&webhook.url(""));
+    let prometheus = edge.prometheus(Some(&alertmanager));
+    // Quiet traffic raises nothing.
+    for _ in 0..5 {
+        let resp = edge.envoy.send(&RawRequest::get("/users/1"));
+        assert_eq!(resp.map(|r| r.status).unwrap_or(0), 200);
+    }
+    assert!(
+        wait_until(ALERT_TIMEOUT, || prometheus
+            .series("vigil_requests_allowed > 0")
+            == 1),
+        "Prometheus should see the benign requests"
+    );
+    assert!(
+        prometheus.alerts().is_empty(),
+        "no alert before the attack: {:?}",
+        prometheus.alerts()
+    );
+
+    // `VigilAttackSurge`: more than 1 block/s averaged over 5 minutes.
+    edge.attack(400);
+    let surge = || {
+        webhook
+            .accepted("/alerts/team")
+            .iter()
+            .any(|d| alert_names(&d.json(), "firing").contains(&"VigilAttackSurge".to_owned()))
+    };
+    assert!(
+        wait_until(ALERT_TIMEOUT, surge),
+        "VigilAttackSurge should reach the team receiver; Prometheus alerts: {:?}; \
+         Alertmanager: {:?}; webhook: {:?}",
+        prometheus.alerts(),
+        alertmanager.alerts(),
+        webhook.all()
+    );
+    let delivery = webhook
+        .accepted("/alerts/team")
+        .into_iter()
+        .find(|d| alert_names(&d.json(), "firing").contains(&"VigilAttackSurge".to_owned()))
+        .unwrap_or_else(|| panic!("delivery vanished"));
+    let payload = delivery.json();
+    let alert = &payload["alerts"][0];
+    assert_eq!(alert["labels"]["severity"], "high");
+    assert_eq!(alert["labels"]["component"], "edge");
+    assert_eq!(
+        alert["labels"]["instance"],
+        edge.envoy.admin_addr().to_string()
+    );
+    assert_eq!(payload["receiver"], "team");
+    // Severity routing: the high alert is not paged; the medium ratio alert goes to `log`.
+    assert!(
+        wait_until(ALERT_TIMEOUT, || webhook
+            .accepted("/alerts/log")
+            .iter()
+            .any(
+                |d| alert_names(&d.json(), "firing").contains(&"VigilBlockedRatioSpike".to_owned())
+            )),
+        "VigilBlockedRatioSpike should reach the log receiver: {:?}",
+        webhook.all()
+    );
+    assert!(
+        webhook.accepted("/alerts/pager").is_empty(),
+        "nothing critical happened, nothing paged: {:?}",
+        webhook.accepted("/alerts/pager")
+    );
+}
+
+// ------------------------------------------------------------------ the dashboard
+
+/// Metric names in `envoy/prometheus/README.md`'s metrics table, and those marked `always`.
+fn documented_metrics() -> (BTreeSet<String>, BTreeSet<String>) {
+    let readme = shipped("README.md");
+    let mut all = BTreeSet::new();
+    let mut always = BTreeSet::new();
+    for line in readme.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | metric | type | labels | when | meaning |
+        if cells.len() < 6 || !matches!(cells[2], "counter" | "gauge" | "histogram") {
+            continue;
+        }
+        let name = cells[1].trim_matches('`').to_owned();
+        if cells[4] == "always" {
+            always.insert(name.clone());
+        }
+        all.insert(name);
+    }
+    assert!(all.len() > 30, "metrics table not found: {all:?}");
+    (all, always)
+}
+
+/// Metric names in a PromQL expression: identifiers outside label matchers and grouping
+/// clauses that are not functions or keywords.
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    let mut text = String::new();
+    let mut depth = 0;
+    for ch in expr.chars() {
+        match ch {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            _ if depth == 0 => text.push(ch),
+            _ => {}
+        }
+    }
+    // Drop `by (...)`, `without (...)`, `on (...)`, `group_left (...)` label lists.
+    let text = without_label_lists(&text);
+    let words = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|w| !w.is_empty() && !w.starts_with(|c: char| c.is_ascii_digit()));
+    const NOT_METRICS: &[&str] = &[
+        "sum",
+        "rate",
+        "increase",
+        "topk",
+        "max",
+        "min",
+        "avg",
+        "count",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "and",
+        "or",
+        "unless",
+        "histogram_quantile",
+        "offset",
+        "bool",
+        "m",
+        "s",
+        "h",
+        "d",
+    ];
+    words
+        .filter(|w| !NOT_METRICS.contains(w))
+        .map(|w| {
+            let base = w
+                .strip_suffix("_bucket")
+                .or_else(|| w.strip_suffix("_sum"))
+                .or_else(|| w.strip_suffix("_count"));
+            base.filter(|b| b.starts_with("envoy_http_"))
+                .unwrap_or(w)
+                .to_owned()
+        })
+        .collect()
+}
+
+/// `text` without the parenthesised label list after `by`, `without`, `on`, `ignoring`,
+/// `group_left` and `group_right`.
+fn without_label_lists(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    'outer: while !rest.is_empty() {
+        for kw in [
+            "by",
+            "without",
+            "on",
+            "ignoring",
+            "group_left",
+            "group_right",
+        ] {
+            if let Some(after) = rest.strip_prefix(kw) {
+                let prev_ok = !out.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+                let trimmed = after.trim_start();
+                if prev_ok && trimmed.starts_with('(') {
+                    if let Some(end) = trimmed.find(')') {
+                        out.push(' ');
+                        rest = &trimmed[end + 1..];
+                        continue 'outer;
+                    }
+                }
+            }
+        }
+        let mut chars = rest.chars();
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out
+}
+
+/// Grafana's variables replaced by values Prometheus accepts.
+fn expand_grafana_variables(expr: &str) -> String {
+    expr.replace("$__rate_interval", "1m")
+        .replace("$__interval", "1m")
+        .replace("$__range", "1h")
+        .replace("$instance", ".*")
+}
+
+#[test]
+fn dashboard_is_valid_and_queries_only_documented_metrics() {
+    let text = shipped("grafana/vigil-dashboard.json");
+    let dash: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("dashboard is not JSON: {e}"));
+    assert!(dash["schemaVersion"].as_u64().is_some_and(|v| v >= 36));
+    assert!(dash["uid"]
+        .as_str()
+        .is_some_and(|u| !u.is_empty() && u.len() <= 40));
+    assert!(dash["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(dash["id"].is_null(), "an importable dashboard has no id");
+    let variables = dash["templating"]["list"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let datasource = variables
+        .iter()
+        .find(|v| v["name"] == "datasource")
+        .unwrap_or_else(|| panic!("no `datasource` variable"));
+    assert_eq!(datasource["type"], "datasource");
+    assert_eq!(datasource["query"], "prometheus");
+    let uid_var = serde_json::json!({"type": "prometheus", "uid": "${datasource}"});
+
+    let panels = dash["panels"].as_array().cloned().unwrap_or_default();
+    let mut ids = BTreeSet::new();
+    let mut exprs = Vec::new();
+    for v in variables.iter().filter(|v| v["type"] == "query") {
+        assert_eq!(v["datasource"], uid_var, "variable {}", v["name"]);
+        let q = v["query"]["query"].as_str().unwrap_or_default();
+        // label_values(METRIC, label) is Grafana's, not PromQL: check the metric part.
+        let metric = q
+            .strip_prefix("label_values(")
+            .and_then(|r| r.split(',').next())
+            .unwrap_or_else(|| panic!("unexpected variable query {q}"));
+        exprs.push((format!("variable {}", v["name"]), metric.trim().to_owned()));
+    }
+    for p in &panels {
+        let title = p["title"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            ids.insert(p["id"].as_u64().unwrap_or_else(|| panic!("{title}: no id"))),
+            "{title}: duplicate id"
+        );
+        let grid = &p["gridPos"];
+        let (x, w) = (grid["x"].as_u64(), grid["w"].as_u64());
+        assert!(
+            matches!((x, w, grid["h"].as_u64(), grid["y"].as_u64()), (Some(x), Some(w), Some(h), Some(_)) if x + w <= 24 && h > 0),
+            "{title}: bad gridPos {grid}"
+        );
+        if p["type"] == "row" {
+            continue;
+        }
+        assert!(
+            ["timeseries", "stat", "bargauge", "table", "gauge"]
+                .contains(&p["type"].as_str().unwrap_or_default()),
+            "{title}: panel type {}",
+            p["type"]
+        );
+        assert_eq!(p["datasource"], uid_var, "{title}: datasource");
+        let targets = p["targets"].as_array().cloned().unwrap_or_default();
+        assert!(!targets.is_empty(), "{title}: no targets");
+        let mut refs = BTreeSet::new();
+        for t in &targets {
+            assert_eq!(t["datasource"], uid_var, "{title}: target datasource");
+            assert!(refs.insert(t["refId"].as_str().unwrap_or_default().to_owned()));
+            let expr = t["expr"].as_str().unwrap_or_default();
+            assert!(!expr.is_empty(), "{title}: empty expr");
+            exprs.push((title.clone(), expr.to_owned()));
+        }
+    }
+    assert!(exprs.len() >= 15, "{} queries", exprs.len());
+
+    // The alert rules name only documented metrics too.
+    let rules: serde_json::Value = serde_yaml_ng::from_str(&shipped("rules/vigil.rules.yml"))
+        .unwrap_or_else(|e| panic!("rules: {e}"));
+    for group in rules["groups"].as_array().into_iter().flatten() {
+        for rule in group["rules"].as_array().into_iter().flatten() {
+            let name = rule["alert"].as_str().unwrap_or_default();
+            exprs.push((
+                format!("rule {name}"),
+                rule["expr"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+
+    let (documented, always) = documented_metrics();
+    let mut used = BTreeSet::new();
+    for (title, expr) in &exprs {
+        let names = metric_names(&expand_grafana_variables(expr));
+        assert!(!names.is_empty(), "{title}: no metric in `{expr}`");
+        for name in names {
+            assert!(
+                documented.contains(&name),
+                "{title}: `{name}` (in `{expr}`) is not in envoy/prometheus/README.md"
+            );
+            used.insert(name);
+        }
+    }
+
+    // Every query parses in the real Prometheus, and the documented metrics exist.
+    let edge = Edge::start();
+    edge.attack(3);
+    let prometheus = edge.prometheus(None);
+    assert!(
+        wait_until(ALERT_TIMEOUT, || prometheus
+            .series("vigil_cp_findings_total > 0")
+            > 0
+            && prometheus.series("vigil_requests_blocked > 0") > 0),
+        "the attack should be scraped from Envoy and the control plane"
+    );
+    for (title, expr) in &exprs {
+        if let Err(e) = prometheus.query(&expand_grafana_variables(expr)) {
+            panic!("{title}: `{expr}` does not run: {e}");
+        }
+    }
+    let missing: Vec<&String> = always
+        .iter()
+        .filter(|m| prometheus.series(&format!("count({{__name__=~\"{m}(_bucket)?\"}})")) == 0)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "documented as always present but not scraped: {missing:?}"
+    );
+    assert!(used.contains("vigil_findings") && used.contains("vigil_behaviour"));
+}
