@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::events::EventsCommand,
     },
+    /// The control plane's alerts: list, acknowledge, silence.
+    Alerts {
+        #[command(subcommand)]
+        command: cli::alerts::AlertsCommand,
+    },
     /// List the edges (Envoy nodes) the control plane knows.
     Nodes(cli::nodes::NodesArgs),
     /// Print a ready Envoy bootstrap: listener with the filter, the singleton that talks to the
@@ -74,6 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy { command } => cli::policy::run(command, &cli.server),
         Command::Events { command } => cli::events::run(command, &cli.server),
         Command::Nodes(args) => cli::nodes::run(&args, &cli.server),
+        Command::Alerts { command } => cli::alerts::run(command, &cli.server),
         Command::Rules { file } => cli::rules::run(file.as_deref()),
         Command::EnvoyConfig(mut args) => {
             args.token_file = cli.server.token_file.clone();

@@ -5,13 +5,16 @@
 //!   routing) → the webhook: an attack raises `VigilAttackSurge` at the `team` receiver.
 //! * The Grafana dashboard: its structure, and every query parses in that Prometheus and
 //!   names only documented metrics, which exist.
+//! * The control plane's own alerts from the events Envoy reports: one signed webhook
+//!   notification and one Alertmanager alert per incident, resolved once when quiet; through a
+//!   receiver outage and a control-plane restart, nothing is lost or sent twice.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use vigil_e2e::control_plane::VigilServe;
+use vigil_e2e::control_plane::{ok, VigilServe, ADMIN_TOKEN, VIEWER_TOKEN};
 use vigil_e2e::monitoring::{shipped, Alertmanager, Prometheus, PrometheusTargets};
-use vigil_e2e::webhook::Webhook;
+use vigil_e2e::webhook::{Delivery, Webhook};
 use vigil_e2e::{wait_until, DemoApi, Envoy, RawRequest};
 
 const ALERT_TIMEOUT: Duration = Duration::from_secs(40);
@@ -26,7 +29,10 @@ struct Edge {
 
 impl Edge {
     fn start() -> Edge {
-        let serve = VigilServe::start();
+        Edge::with_control_plane(VigilServe::start())
+    }
+
+    fn with_control_plane(serve: VigilServe) -> Edge {
         let api = DemoApi::start();
         let envoy = Envoy::start(serve.envoy_config("edge-alerting", api.port(), &[]))
             .unwrap_or_else(|e| panic!("{e}"));
@@ -392,4 +398,296 @@ fn dashboard_is_valid_and_queries_only_documented_metrics() {
         "documented as always present but not scraped: {missing:?}"
     );
     assert!(used.contains("vigil_findings") && used.contains("vigil_behaviour"));
+}
+
+// ------------------------------------------------------------------ control-plane alerts
+
+const SECRET: &str = "webhook-secret-for-tests";
+const RULE: &str = "sqli-from-one-ip";
+
+/// `[alerting]` for `vigil serve`: SQL injection from one IP notifies at 20 events in a minute
+/// and resolves after 3 quiet seconds; a signed webhook and, optionally, Alertmanager.
+fn alerting_config(webhook: &Webhook, alertmanager: Option<&Alertmanager>) -> String {
+    let mut toml = format!(
+        r#"
+[alerting]
+tick = "100ms"
+retry_initial = "200ms"
+retry_max = "500ms"
+
+[[alerting.rule]]
+name = "{RULE}"
+category = "sqli"
+key = "client_ip"
+window = "1m"
+notify_at = 20
+severity = "high"
+resolve_after = "3s"
+summary = "SQL injection from {{key}}"
+
+[[alerting.receiver]]
+name = "hook"
+kind = "webhook"
+url = "{}"
+secret = "{SECRET}"
+"#,
+        webhook.url("/vigil")
+    );
+    if let Some(am) = alertmanager {
+        toml.push_str(&format!(
+            "\n[[alerting.receiver]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"{}\"\n",
+            am.url()
+        ));
+    }
+    toml
+}
+
+/// Notifications the control plane's webhook receiver accepted, with `status`.
+fn cp_notifications(webhook: &Webhook, status: &str) -> Vec<Delivery> {
+    webhook
+        .accepted("/vigil")
+        .into_iter()
+        .filter(|d| d.json()["status"] == status)
+        .collect()
+}
+
+fn verify_signature(d: &Delivery) {
+    use hmac::{Hmac, Mac};
+    let ts = d
+        .header("x-vigil-timestamp")
+        .unwrap_or_else(|| panic!("no timestamp: {d:?}"));
+    let sig = d
+        .header("x-vigil-signature")
+        .unwrap_or_else(|| panic!("no signature: {d:?}"));
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    mac.update(ts.as_bytes());
+    mac.update(b".");
+    mac.update(&d.body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(sig, format!("sha256={hex}"), "signature of {d:?}");
+}
+
+fn alerts_json(serve: &VigilServe) -> Vec<serde_json::Value> {
+    ok(&serve.cli(VIEWER_TOKEN, &["alerts", "list", "--all", "--json"]))
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn control_plane_alerts_once_per_incident_to_a_webhook_and_alertmanager() {
+    let webhook = Webhook::start();
+    let alertmanager = Alertmanager::start(&webhook.url(""));
+    let edge = Edge::with_control_plane(VigilServe::start_with_config(&alerting_config(
+        &webhook,
+        Some(&alertmanager),
+    )));
+
+    // A first doubt is only logged: no notification.
+    edge.attack(1);
+    assert!(
+        wait_until(ALERT_TIMEOUT, || alerts_json(&edge.serve).len() == 1),
+        "an alert at the log level should exist"
+    );
+    let first = &alerts_json(&edge.serve)[0];
+    assert_eq!(first["level"], "log");
+    assert_eq!(first["severity"], "low");
+    assert!(webhook.all().is_empty(), "logged only: {:?}", webhook.all());
+
+    // A consistent issue: 300 attacks are one alert, notified once.
+    edge.attack(299);
+    assert!(
+        wait_until(ALERT_TIMEOUT, || cp_notifications(&webhook, "resolved")
+            .len()
+            == 1),
+        "the incident should be notified and resolve after 3 quiet seconds: {:?}\n{:?}",
+        webhook.all(),
+        alerts_json(&edge.serve)
+    );
+    let firing = cp_notifications(&webhook, "firing");
+    assert_eq!(
+        firing.len(),
+        1,
+        "exactly one firing notification: {firing:?}"
+    );
+    verify_signature(&firing[0]);
+    let body = firing[0].json();
+    assert_eq!(body["alert"]["rule"], RULE);
+    assert_eq!(body["alert"]["key"], "127.0.0.1");
+    assert_eq!(body["alert"]["severity"], "high");
+    assert!(body["alert"]["count"].as_u64().is_some_and(|n| n >= 20));
+    let resolved = cp_notifications(&webhook, "resolved");
+    verify_signature(&resolved[0]);
+    let resolved = resolved[0].json();
+    assert_eq!(
+        resolved["alert"]["count"], 300,
+        "every attack counted into the one alert"
+    );
+    assert_eq!(resolved["alert"]["id"], body["alert"]["id"]);
+    let alerts = alerts_json(&edge.serve);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["status"], "resolved");
+    assert_eq!(alerts[0]["count"], 300);
+
+    // Through Alertmanager (API v2) and its severity routing: once firing, once resolved.
+    let via_am = |status: &str| -> usize {
+        webhook
+            .accepted("/alerts/team")
+            .iter()
+            .map(|d| d.json())
+            .filter(|p| {
+                p["alerts"].as_array().into_iter().flatten().any(|a| {
+                    a["labels"]["alertname"] == RULE
+                        && a["labels"]["source"] == "vigil-control-plane"
+                        && a["status"] == status
+                })
+            })
+            .count()
+    };
+    assert!(
+        wait_until(ALERT_TIMEOUT, || via_am("resolved") == 1),
+        "Alertmanager should deliver the resolution: {:?}",
+        webhook.accepted("/alerts/team")
+    );
+    assert_eq!(
+        via_am("firing"),
+        1,
+        "{:?}",
+        webhook.accepted("/alerts/team")
+    );
+}
+
+#[test]
+fn receiver_outage_and_control_plane_restart_lose_nothing() {
+    let webhook = Webhook::start();
+    webhook.set_down(true);
+    let mut edge = Edge::with_control_plane(VigilServe::start_with_config(&alerting_config(
+        &webhook, None,
+    )));
+    edge.attack(30);
+    assert!(
+        wait_until(ALERT_TIMEOUT, || webhook.refused() >= 2),
+        "the control plane should keep retrying the receiver"
+    );
+    assert!(edge
+        .serve
+        .metric("vigil_cp_alert_outbox_pending")
+        .is_some_and(|n| n >= 1.0));
+    assert!(ok(&edge.serve.cli(VIEWER_TOKEN, &["alerts", "list"])).contains("waiting for delivery"));
+
+    // Restart while the receiver is still down: the outbox and the firing alert survive.
+    edge.serve.restart();
+    let refused = webhook.refused();
+    assert!(
+        wait_until(ALERT_TIMEOUT, || webhook.refused() > refused),
+        "retries continue after the restart"
+    );
+    let id = alerts_json(&edge.serve)[0]["id"].clone();
+    assert!(webhook.accepted("/vigil").is_empty());
+
+    // The receiver recovers: the firing notification arrives once, then the resolution.
+    webhook.set_down(false);
+    assert!(
+        wait_until(ALERT_TIMEOUT, || cp_notifications(&webhook, "resolved")
+            .len()
+            == 1),
+        "after recovery: {:?}\nalerts: {:?}",
+        webhook.all(),
+        alerts_json(&edge.serve)
+    );
+    let accepted = webhook.accepted("/vigil");
+    assert_eq!(
+        accepted.len(),
+        2,
+        "firing then resolved, once each: {accepted:?}"
+    );
+    assert_eq!(accepted[0].json()["status"], "firing");
+    assert_eq!(accepted[1].json()["status"], "resolved");
+    assert_eq!(accepted[0].json()["alert"]["id"], id);
+    assert_eq!(accepted[1].json()["alert"]["count"], 30);
+    // Every attempt of the firing notification carried the same delivery id.
+    let delivery = accepted[0].header("x-vigil-delivery").map(str::to_owned);
+    assert!(webhook
+        .all()
+        .iter()
+        .filter(|d| !d.accepted && d.json()["status"] == "firing")
+        .all(|d| d.header("x-vigil-delivery").map(str::to_owned) == delivery));
+    assert!(
+        wait_until(ALERT_TIMEOUT, || edge
+            .serve
+            .metric("vigil_cp_alert_outbox_pending")
+            == Some(0.0)),
+        "outbox drained"
+    );
+    assert_eq!(
+        alerts_json(&edge.serve).len(),
+        1,
+        "one incident across the restart"
+    );
+
+    // Acknowledge and silence need an admin; a viewer is refused.
+    let denied = edge
+        .serve
+        .cli(VIEWER_TOKEN, &["alerts", "silence", "--for", "1h"]);
+    assert!(!denied.status.success());
+    let silenced = ok(&edge.serve.cli(
+        ADMIN_TOKEN,
+        &[
+            "alerts",
+            "silence",
+            "--rule",
+            RULE,
+            "--for",
+            "1h",
+            "--comment",
+            "pen test",
+        ],
+    ));
+    assert!(silenced.contains("silence 1 until"), "{silenced}");
+    edge.attack(25);
+    assert!(
+        wait_until(ALERT_TIMEOUT, || alerts_json(&edge.serve).iter().any(|a| a
+            ["status"]
+            == "firing"
+            && a["silenced"] == true
+            && a["level"] == "notify")),
+        "a silenced alert is tracked: {:?}",
+        alerts_json(&edge.serve)
+    );
+    let firing_id = alerts_json(&edge.serve)
+        .iter()
+        .find(|a| a["status"] == "firing")
+        .and_then(|a| a["id"].as_i64())
+        .unwrap_or_else(|| panic!("no firing alert"));
+    let acked = ok(&edge
+        .serve
+        .cli(ADMIN_TOKEN, &["alerts", "ack", &firing_id.to_string()]));
+    assert!(
+        acked.contains(&format!("acknowledged alert {firing_id}")),
+        "{acked}"
+    );
+    assert!(
+        wait_until(ALERT_TIMEOUT, || alerts_json(&edge.serve)
+            .iter()
+            .all(|a| a["status"] == "resolved")),
+        "the silenced incident resolves too"
+    );
+    let second = alerts_json(&edge.serve)
+        .into_iter()
+        .find(|a| a["id"] == firing_id)
+        .unwrap_or_else(|| panic!("alert {firing_id} vanished"));
+    assert_eq!(second["acked_by"], "admin");
+    assert_eq!(second["count"], 25);
+    assert_eq!(
+        webhook.accepted("/vigil").len(),
+        2,
+        "a silenced incident notifies nobody: {:?}",
+        webhook.accepted("/vigil")
+    );
 }

@@ -4,6 +4,7 @@
 //! | ---------------------------------------- | ----------------- |
 //! | `vigil.v1.RuleService/*`, `EventService/*` | node, admin     |
 //! | `vigil.v1.AdminService/PushPolicy`, `Rollback` | admin       |
+//! | `vigil.v1.AdminService/AckAlert`, `SilenceAlerts` | admin    |
 //! | other `vigil.v1.AdminService/*`          | viewer, admin     |
 //! | anything else                            | admin             |
 //!
@@ -66,6 +67,7 @@ pub fn required_access(path: &str) -> Access {
         "vigil.v1.RuleService" | "vigil.v1.EventService" => Access::Edge,
         "vigil.v1.AdminService" => match method {
             "PushPolicy" | "Rollback" => Access::Write,
+            "AckAlert" | "SilenceAlerts" => Access::Write,
             _ => Access::Read,
         },
         _ => Access::Write,
@@ -295,6 +297,8 @@ mod tests {
         for path in [
             "/vigil.v1.AdminService/PushPolicy",
             "/vigil.v1.AdminService/Rollback",
+            "/vigil.v1.AdminService/AckAlert",
+            "/vigil.v1.AdminService/SilenceAlerts",
         ] {
             assert_eq!(call(path, "admin-token"), Ok(Role::Admin));
             assert!(matches!(
@@ -312,6 +316,7 @@ mod tests {
             "QueryEvents",
             "TailEvents",
             "ListNodes",
+            "ListAlerts",
         ] {
             let path = format!("/vigil.v1.AdminService/{method}");
             assert_eq!(call(&path, "viewer-token"), Ok(Role::Viewer));

@@ -109,7 +109,6 @@ impl Metrics {
         }
     }
 
-    #[allow(dead_code)] // until the alert dispatcher lands
     /// Counts one notification attempt: `result` is `sent`, `retried` or `expired`.
     pub fn count_notification(&self, receiver: &str, result: &'static str) {
         *locked(&self.notifications)
@@ -117,7 +116,6 @@ impl Metrics {
             .or_insert(0) += 1;
     }
 
-    #[allow(dead_code)] // until the alert dispatcher lands
     /// Makes the receiver's series exist (at 0) before its first notification.
     pub fn declare_receiver(&self, receiver: &str) {
         let mut map = locked(&self.notifications);

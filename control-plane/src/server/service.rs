@@ -13,12 +13,17 @@ use vigil_proto::v1::admin_service_server::AdminService;
 use vigil_proto::v1::event_service_server::EventService;
 use vigil_proto::v1::rule_service_server::RuleService;
 use vigil_proto::v1::{
+    AckAlertRequest, Alert as AlertMessage, AlertSilence, ListAlertsRequest, ListAlertsResponse,
+    SilenceAlertsRequest,
+};
+use vigil_proto::v1::{
     Event, EventAck, EventBatch, EventList, EventQuery, GetPolicyRequest, ListNodesRequest,
     ListNodesResponse, ListPoliciesRequest, ListPoliciesResponse, NodeState, NodeStatus,
     PolicyVersion, PushPolicyRequest, PushPolicyResponse, RollbackRequest, StatusAck, TailRequest,
     WatchRequest, WatchResponse,
 };
 
+use super::alerting::Alerting;
 use super::auth::Role;
 use super::hub::{bundle, Hub, LiveStream};
 use super::store::{Change, EventFilter, NodeUpdate, PolicyRecord, StoreError};
@@ -205,6 +210,7 @@ impl RuleService for Rules {
 
 pub struct Events {
     pub hub: Arc<Hub>,
+    pub alerting: Arc<Alerting>,
 }
 
 #[tonic::async_trait]
@@ -248,11 +254,19 @@ impl EventService for Events {
         metrics.events_duplicate.add(u64::from(report.duplicates));
         let stored = report.stored.len();
         let mut events: Vec<Option<Event>> = events.into_iter().map(Some).collect();
+        let mut new_events = Vec::with_capacity(stored);
         for i in report.stored {
             if let Some(e) = events.get_mut(i).and_then(Option::take) {
                 metrics.count_findings(&e.findings);
-                self.hub.publish_event(e);
+                new_events.push(e);
             }
+        }
+        // Alerting failures are logged, never refused: the events are stored already.
+        if let Err(e) = self.alerting.observe(&new_events, now).await {
+            tracing::error!(error = %e, "alerting: cannot record alerts for a batch");
+        }
+        for e in new_events {
+            self.hub.publish_event(e);
         }
         tracing::debug!(stored, duplicates = report.duplicates, "event batch");
         Ok(Response::new(EventAck {
@@ -266,6 +280,7 @@ impl EventService for Events {
 
 pub struct Admin {
     pub hub: Arc<Hub>,
+    pub alerting: Arc<Alerting>,
 }
 
 impl Admin {
@@ -465,5 +480,111 @@ impl AdminService for Admin {
             })
             .collect();
         Ok(Response::new(ListNodesResponse { nodes }))
+    }
+
+    // ---- alerts
+
+    async fn list_alerts(
+        &self,
+        request: Request<ListAlertsRequest>,
+    ) -> Result<Response<ListAlertsResponse>, Status> {
+        let q = request.into_inner();
+        let limit = match q.limit {
+            0 => DEFAULT_QUERY_LIMIT,
+            n => n.min(MAX_QUERY_LIMIT),
+        };
+        let alerts = self
+            .alerting
+            .list(q.include_resolved, limit, now_unix_ms())
+            .await
+            .map_err(store_status)?;
+        let outbox_pending =
+            u64::try_from(self.hub.metrics.alert_outbox_pending.get()).unwrap_or(0);
+        Ok(Response::new(ListAlertsResponse {
+            alerts: alerts
+                .iter()
+                .map(|(a, silenced)| alert_message(a, *silenced))
+                .collect(),
+            outbox_pending,
+        }))
+    }
+
+    async fn ack_alert(
+        &self,
+        request: Request<AckAlertRequest>,
+    ) -> Result<Response<AlertMessage>, Status> {
+        let role = role(&request);
+        let target = request.into_inner().alert.trim().to_owned();
+        if target.is_empty() {
+            return Err(Status::invalid_argument(
+                "`alert` (an id or fingerprint) is empty",
+            ));
+        }
+        match self
+            .alerting
+            .ack(&target, role.as_str(), now_unix_ms())
+            .await
+            .map_err(store_status)?
+        {
+            Some(alert) => Ok(Response::new(alert_message(&alert, false))),
+            None => Err(Status::not_found(format!(
+                "no firing alert with id or fingerprint `{target}`"
+            ))),
+        }
+    }
+
+    async fn silence_alerts(
+        &self,
+        request: Request<SilenceAlertsRequest>,
+    ) -> Result<Response<AlertSilence>, Status> {
+        let role = role(&request);
+        let q = request.into_inner();
+        if q.duration_ms <= 0 {
+            return Err(Status::invalid_argument("`duration_ms` must be positive"));
+        }
+        let now = now_unix_ms();
+        let silence = super::alerting::engine::Silence {
+            id: 0,
+            rule: non_empty(q.rule),
+            key: non_empty(q.key),
+            until_ms: now.saturating_add(q.duration_ms),
+            created_by: role.as_str().to_owned(),
+            comment: q.comment,
+        };
+        let s = self
+            .alerting
+            .silence(silence, now)
+            .await
+            .map_err(store_status)?;
+        Ok(Response::new(AlertSilence {
+            id: s.id,
+            rule: s.rule.unwrap_or_default(),
+            key: s.key.unwrap_or_default(),
+            until_unix_ms: s.until_ms,
+            created_by: s.created_by,
+            comment: s.comment,
+        }))
+    }
+}
+
+fn alert_message(a: &super::alerting::engine::Alert, silenced: bool) -> AlertMessage {
+    AlertMessage {
+        id: a.id,
+        fingerprint: a.fingerprint.clone(),
+        rule: a.rule.clone(),
+        key_kind: a.key_kind.as_str().to_owned(),
+        key: a.key.clone(),
+        severity: a.severity.as_str().to_owned(),
+        level: a.level.as_str().to_owned(),
+        status: if a.is_firing() { "firing" } else { "resolved" }.to_owned(),
+        count: a.count,
+        first_seen_unix_ms: a.first_seen_ms,
+        last_seen_unix_ms: a.last_seen_ms,
+        resolved_unix_ms: a.resolved_ms.unwrap_or(0),
+        acked_by: a.acked_by.clone().unwrap_or_default(),
+        acked_unix_ms: a.acked_ms.unwrap_or(0),
+        silenced,
+        summary: a.summary.clone(),
+        notified: a.sent.keys().cloned().collect(),
     }
 }

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use vigil_proto::v1::{Event, Finding};
 
 /// Bumped whenever the schema changes; `open` refuses a database from a newer vigil.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE policies (
@@ -213,10 +213,20 @@ impl Store {
         }
         if version == 0 {
             tx.execute_batch(SCHEMA)?;
+        }
+        if version < 2 {
+            tx.execute_batch(super::alerting::store::SCHEMA)?;
+        }
+        if version < SCHEMA_VERSION {
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// The connection, for the alerting tables (`alerting::store`).
+    pub(crate) fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     // ------------------------------------------------------------------ policies
