@@ -434,9 +434,29 @@ secret = "{SECRET}"
         webhook.url("/vigil")
     );
     if let Some(am) = alertmanager {
+        // Alertmanager, and PagerDuty and Slack pointed at the test's receiver.
         toml.push_str(&format!(
-            "\n[[alerting.receiver]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"{}\"\n",
-            am.url()
+            r#"
+[[alerting.receiver]]
+name = "am"
+kind = "alertmanager"
+url = "{}"
+
+[[alerting.receiver]]
+name = "pd"
+kind = "pagerduty"
+url = "{}"
+routing_key = "routing-key-for-tests"
+min_severity = "high"
+
+[[alerting.receiver]]
+name = "chat"
+kind = "slack"
+url = "{}"
+"#,
+            am.url(),
+            webhook.url("/pagerduty"),
+            webhook.url("/slack")
         ));
     }
     toml
@@ -534,6 +554,37 @@ fn control_plane_alerts_once_per_incident_to_a_webhook_and_alertmanager() {
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0]["status"], "resolved");
     assert_eq!(alerts[0]["count"], 300);
+
+    // PagerDuty Events v2: one trigger and one resolve for the incident's dedup key. Each
+    // receiver has its own delivery loop: wait for both to finish.
+    assert!(
+        wait_until(ALERT_TIMEOUT, || webhook.accepted("/pagerduty").len() == 2
+            && webhook.accepted("/slack").len() == 2),
+        "{:?}",
+        webhook.all()
+    );
+    let pd: Vec<serde_json::Value> = webhook
+        .accepted("/pagerduty")
+        .iter()
+        .map(Delivery::json)
+        .collect();
+    assert_eq!(pd.len(), 2, "{pd:?}");
+    assert_eq!(pd[0]["event_action"], "trigger");
+    assert_eq!(pd[0]["routing_key"], "routing-key-for-tests");
+    assert_eq!(pd[0]["payload"]["severity"], "error");
+    assert_eq!(pd[1]["event_action"], "resolve");
+    assert_eq!(pd[0]["dedup_key"], pd[1]["dedup_key"]);
+    // Slack: two messages.
+    let chat: Vec<String> = webhook
+        .accepted("/slack")
+        .iter()
+        .map(|d| d.json()["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(chat.len(), 2, "{chat:?}");
+    assert!(chat[0].starts_with(&format!(
+        "[FIRING HIGH] {RULE}: SQL injection from 127.0.0.1"
+    )));
+    assert!(chat[1].starts_with(&format!("[RESOLVED] {RULE}")) && chat[1].contains("300 events"));
 
     // Through Alertmanager (API v2) and its severity routing: once firing, once resolved.
     let via_am = |status: &str| -> usize {

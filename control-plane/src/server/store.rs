@@ -903,6 +903,33 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_database_gains_the_alerting_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.execute_batch("PRAGMA user_version = 1").unwrap();
+            conn.execute(
+                "INSERT INTO nodes (node_id, boot_id) VALUES ('edge-1', 'b1')",
+                [],
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.list_nodes().unwrap().len(), 1);
+        let version: i64 = store
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(
+            crate::server::alerting::store::pending_count(store.conn()).unwrap(),
+            0
+        );
+    }
+
+    #[test]
     fn node_updates() {
         let mut store = Store::open_in_memory().unwrap();
         let mut update = NodeUpdate {

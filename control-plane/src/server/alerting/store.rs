@@ -307,3 +307,109 @@ pub fn receivers_in_outbox(conn: &Connection) -> Result<Vec<String>, StoreError>
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::store::Store;
+
+    fn alert(id: i64) -> Alert {
+        let mut sent = std::collections::BTreeMap::new();
+        sent.insert(
+            "hook".to_owned(),
+            Sent {
+                severity: Severity::High,
+                at_ms: 5,
+            },
+        );
+        Alert {
+            id,
+            fingerprint: "fp".into(),
+            rule: "r".into(),
+            key_kind: KeyKind::ClientIp,
+            key: "10.0.0.1".into(),
+            level: Level::Notify,
+            severity: Severity::High,
+            count: 20,
+            first_seen_ms: 1,
+            last_seen_ms: 2,
+            resolved_ms: None,
+            acked_by: None,
+            acked_ms: None,
+            summary: "s".into(),
+            sent,
+        }
+    }
+
+    fn note(a: &Alert, status: &str) -> Notification {
+        Notification {
+            status: status.into(),
+            previous_severity: None,
+            alert: snapshot(a),
+        }
+    }
+
+    #[test]
+    fn alerts_round_trip_and_the_outbox_is_ordered_and_bounded() {
+        let mut store = Store::open_in_memory().unwrap();
+        let conn = store.conn();
+        let a = alert(1);
+        let queued = vec![
+            ("hook".to_owned(), note(&a, "firing")),
+            ("pd".to_owned(), note(&a, "firing")),
+        ];
+        let report = save(conn, &[a.clone()], &queued, 10, 3).unwrap();
+        assert_eq!((report.pending, report.dropped.len()), (2, 0));
+        assert_eq!(list(conn, false, 10).unwrap(), vec![a.clone()]);
+        assert_eq!(next_alert_id(conn).unwrap(), 2);
+
+        let mut resolved = a.clone();
+        resolved.resolved_ms = Some(20);
+        resolved.count = 25;
+        let more = vec![
+            ("hook".to_owned(), note(&resolved, "resolved")),
+            ("pd".to_owned(), note(&resolved, "resolved")),
+        ];
+        // Four queued, bound three: the oldest (hook's firing) is given up.
+        let report = save(conn, &[resolved.clone()], &more, 20, 3).unwrap();
+        assert_eq!(report.pending, 3);
+        assert_eq!(report.dropped, vec!["hook".to_owned()]);
+        assert!(list(conn, false, 10).unwrap().is_empty());
+        assert_eq!(list(conn, true, 10).unwrap(), vec![resolved]);
+
+        // Per receiver, oldest first; a failure keeps the row with a later attempt time.
+        let first = next_pending(conn, "pd").unwrap().unwrap();
+        assert_eq!(first.notification.as_ref().unwrap().status, "firing");
+        retry_later(conn, first.id, 99, "HTTP 503").unwrap();
+        let again = next_pending(conn, "pd").unwrap().unwrap();
+        assert_eq!(
+            (again.id, again.attempts, again.next_attempt_ms),
+            (first.id, 1, 99)
+        );
+        delivered(conn, first.id).unwrap();
+        let next = next_pending(conn, "pd").unwrap().unwrap();
+        assert_eq!(next.notification.unwrap().status, "resolved");
+        assert_eq!(pending_count(conn).unwrap(), 2);
+        let mut names = receivers_in_outbox(conn).unwrap();
+        names.sort();
+        assert_eq!(names, ["hook", "pd"]);
+    }
+
+    #[test]
+    fn silences_are_stored_until_they_end() {
+        let mut store = Store::open_in_memory().unwrap();
+        let conn = store.conn();
+        let s = Silence {
+            id: 0,
+            rule: Some("r".into()),
+            key: None,
+            until_ms: 100,
+            created_by: "admin".into(),
+            comment: "pen test".into(),
+        };
+        let id = insert_silence(conn, &s, 1).unwrap();
+        let active = active_silences(conn, 50).unwrap();
+        assert_eq!(active, vec![Silence { id, ..s }]);
+        assert!(active_silences(conn, 100).unwrap().is_empty());
+    }
+}
