@@ -358,7 +358,7 @@ mod tests {
             ("hook".to_owned(), note(&a, "firing")),
             ("pd".to_owned(), note(&a, "firing")),
         ];
-        let report = save(conn, &[a.clone()], &queued, 10, 3).unwrap();
+        let report = save(conn, std::slice::from_ref(&a), &queued, 10, 3).unwrap();
         assert_eq!((report.pending, report.dropped.len()), (2, 0));
         assert_eq!(list(conn, false, 10).unwrap(), vec![a.clone()]);
         assert_eq!(next_alert_id(conn).unwrap(), 2);
