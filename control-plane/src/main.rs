@@ -60,6 +60,11 @@ enum Command {
     },
     /// The audit trail: who changed policy, blocks and intel, and when.
     Audit(cli::audit::AuditArgs),
+    /// The control plane's alerts: list, acknowledge, silence.
+    Alerts {
+        #[command(subcommand)]
+        command: cli::alerts::AlertsCommand,
+    },
     /// List the edges (Envoy nodes) the control plane knows.
     Nodes(cli::nodes::NodesArgs),
     /// Print a ready Envoy bootstrap: listener with the filter, the singleton that talks to the
@@ -95,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Intel { command } => cli::intel::run(command, &cli.server),
         Command::Exceptions { command } => cli::exceptions::run(command, &cli.server),
         Command::Audit(args) => cli::audit::run(&args, &cli.server),
+        Command::Alerts { command } => cli::alerts::run(command, &cli.server),
         Command::Rules { file } => cli::rules::run(file.as_deref()),
         Command::EnvoyConfig(mut args) => {
             args.token_file = cli.server.token_file.clone();

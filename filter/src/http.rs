@@ -96,7 +96,7 @@ impl VigilHttp {
             m.body_truncated.bump();
         }
         for f in &verdict.findings {
-            if let Some(c) = m.finding(f.rule.category, f.rule.action) {
+            if let Some(c) = m.finding(f.rule) {
                 c.bump();
             }
         }

@@ -1,5 +1,6 @@
-//! Envoy stats. Names are fixed at configure time and bounded: per category and action,
-//! never per IP or path. `envoy/gateway.yaml`'s `stats_tags` turn the name parts into labels.
+//! Envoy stats. Names are fixed at configure time and bounded: per category, severity and
+//! action, never per IP or path. `envoy/gateway.yaml`'s `stats_tags` turn the name parts into
+//! labels (`vigil_findings{category,severity,action}`); `envoy/prometheus/README.md` lists them.
 //!
 //! Worker counters are kept in the VM and flushed to Envoy on the root context's tick (every
 //! 100 ms), so a request costs no host call for its stats.
@@ -9,7 +10,7 @@ use std::cell::Cell;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 use vigil_engine::behaviour::{BehaviourAction, Detector};
-use vigil_engine::{Category, RuleAction};
+use vigil_engine::{Category, RuleAction, RuleInfo, Severity};
 
 /// A counter whose increments wait in the VM until [`Metrics::flush`].
 pub struct Counter {
@@ -49,7 +50,7 @@ pub struct Metrics {
     pub events_enqueued: Counter,
     pub events_enqueue_failed: Counter,
     pub blocks_updates: Counter,
-    /// Indexed by `category.index() * 2 + action`.
+    /// Indexed by [`finding_index`].
     findings: Vec<Counter>,
     /// Behaviour verdicts and detections, indexed by `detector * 3 + action`.
     behaviour: Vec<Counter>,
@@ -60,6 +61,21 @@ const BEHAVIOUR_ACTIONS: [BehaviourAction; 3] = [
     BehaviourAction::Limit,
     BehaviourAction::Block,
 ];
+const FINDING_COUNTERS: usize = Category::ALL.len() * Severity::ALL.len() * RuleAction::ALL.len();
+
+fn finding_index(category: Category, severity: Severity, action: RuleAction) -> usize {
+    let s = match severity {
+        Severity::Low => 0,
+        Severity::Medium => 1,
+        Severity::High => 2,
+        Severity::Critical => 3,
+    };
+    let a = match action {
+        RuleAction::Block => 0,
+        RuleAction::Monitor => 1,
+    };
+    (category.index() * Severity::ALL.len() + s) * RuleAction::ALL.len() + a
+}
 
 pub fn counter(name: &str) -> Option<u32> {
     hostcalls::define_metric(MetricType::Counter, name).ok()
@@ -67,14 +83,18 @@ pub fn counter(name: &str) -> Option<u32> {
 
 impl Metrics {
     pub fn define() -> Metrics {
-        let mut findings = Vec::with_capacity(Category::ALL.len() * 2);
+        let mut findings = Vec::with_capacity(FINDING_COUNTERS);
+        // The same order as `finding_index`.
         for category in Category::ALL {
-            for action in RuleAction::ALL {
-                findings.push(Counter::define(&format!(
-                    "vigil.findings.category.{}.action.{}",
-                    category.as_str(),
-                    action.as_str()
-                )));
+            for severity in Severity::ALL {
+                for action in RuleAction::ALL {
+                    findings.push(Counter::define(&format!(
+                        "vigil.findings.category.{}.severity.{}.action.{}",
+                        category.as_str(),
+                        severity.as_str(),
+                        action.as_str()
+                    )));
+                }
             }
         }
         let mut behaviour = Vec::with_capacity(Detector::ALL.len() * 3);
@@ -104,12 +124,10 @@ impl Metrics {
         }
     }
 
-    pub fn finding(&self, category: Category, action: RuleAction) -> Option<&Counter> {
-        let a = match action {
-            RuleAction::Block => 0,
-            RuleAction::Monitor => 1,
-        };
-        self.findings.get(category.index() * 2 + a)
+    /// The counter of findings of `rule`'s category, severity and action.
+    pub fn finding(&self, rule: &RuleInfo) -> Option<&Counter> {
+        self.findings
+            .get(finding_index(rule.category, rule.severity, rule.action))
     }
 
     pub fn behaviour(&self, detector: Detector, action: BehaviourAction) -> Option<&Counter> {
@@ -162,5 +180,25 @@ pub fn add(metric: Option<u32>, n: u64) {
 pub fn set(metric: Option<u32>, value: u64) {
     if let Some(id) = metric {
         let _ = hostcalls::record_metric(id, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Metrics::define` pushes counters in nested-loop order; the index must agree.
+    #[test]
+    fn finding_index_follows_definition_order() {
+        let mut expected = 0;
+        for category in Category::ALL {
+            for severity in Severity::ALL {
+                for action in RuleAction::ALL {
+                    assert_eq!(finding_index(category, severity, action), expected);
+                    expected += 1;
+                }
+            }
+        }
+        assert_eq!(expected, FINDING_COUNTERS);
     }
 }

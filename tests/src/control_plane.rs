@@ -35,6 +35,8 @@ pub struct VigilServe {
     child: Option<Child>,
     /// Serving gRPC over TLS with `server.crt`/`server.key` in `dir`.
     tls: bool,
+    /// Appended to the generated `vigil.toml` (e.g. an `[alerting]` table).
+    extra_config: String,
     dir: PathBuf,
     grpc: SocketAddr,
     metrics: SocketAddr,
@@ -43,7 +45,12 @@ pub struct VigilServe {
 impl VigilServe {
     /// Starts on free ports in a fresh temp dir.
     pub fn start() -> VigilServe {
-        VigilServe::start_in(new_temp_dir(), false)
+        VigilServe::start_in(new_temp_dir(), false, String::new())
+    }
+
+    /// Starts with `extra` TOML appended to the configuration (tables such as `[alerting]`).
+    pub fn start_with_config(extra: &str) -> VigilServe {
+        VigilServe::start_in(new_temp_dir(), false, extra.to_owned())
     }
 
     /// Starts with TLS: `write_cert(dir)` must put `server.crt` (also used as the CA) and
@@ -51,15 +58,16 @@ impl VigilServe {
     pub fn start_tls(write_cert: impl FnOnce(&Path)) -> VigilServe {
         let dir = new_temp_dir();
         write_cert(&dir);
-        VigilServe::start_in(dir, true)
+        VigilServe::start_in(dir, true, String::new())
     }
 
-    fn start_in(dir: PathBuf, tls: bool) -> VigilServe {
+    fn start_in(dir: PathBuf, tls: bool, extra_config: String) -> VigilServe {
         fs::write(dir.join("node.token"), NODE_TOKEN)
             .unwrap_or_else(|e| panic!("write token: {e}"));
         let mut serve = VigilServe {
             child: None,
             tls,
+            extra_config,
             dir,
             grpc: crate::localhost(0),
             metrics: crate::localhost(0),
@@ -73,7 +81,7 @@ impl VigilServe {
             "listen = \"127.0.0.1:{grpc_port}\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\ndatabase = \"vigil.db\"\n\
              [auth]\nadmin_tokens = [\"{ADMIN_TOKEN}\"]\nviewer_tokens = [\"{VIEWER_TOKEN}\"]\nnode_tokens = [\"{NODE_TOKEN}\"]\n{}",
             if self.tls { "[tls]\ncert = \"server.crt\"\nkey = \"server.key\"\n" } else { "" }
-        );
+        ) + &self.extra_config;
         let config_path = self.dir.join("vigil.toml");
         fs::write(&config_path, config).unwrap_or_else(|e| panic!("write config: {e}"));
         let log = fs::OpenOptions::new()
@@ -124,6 +132,15 @@ impl VigilServe {
 
     pub fn metrics_addr(&self) -> SocketAddr {
         self.metrics
+    }
+
+    /// The value of an unlabelled metric on `/metrics` (None if unreachable or absent).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let body = crate::http::send(self.metrics, &crate::RawRequest::get("/metrics"))
+            .ok()?
+            .body_str();
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     pub fn dir(&self) -> &Path {

@@ -402,6 +402,12 @@ pub fn parse_response(buf: &[u8], eof: bool, head_request: bool) -> io::Result<O
 
 /// Decodes a chunked body; `Ok(None)` if incomplete.
 fn decode_chunked(buf: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    Ok(decode_chunked_prefix(buf)?.map(|(body, _)| body))
+}
+
+/// Decodes a chunked body at the start of `buf`: the body and how many bytes it took;
+/// `Ok(None)` if incomplete.
+pub(crate) fn decode_chunked_prefix(buf: &[u8]) -> io::Result<Option<(Vec<u8>, usize)>> {
     let mut body = Vec::new();
     let mut pos = 0;
     loop {
@@ -421,7 +427,7 @@ fn decode_chunked(buf: &[u8]) -> io::Result<Option<Vec<u8>>> {
                 };
                 pos = next;
                 if line.is_empty() {
-                    return Ok(Some(body));
+                    return Ok(Some((body, pos)));
                 }
             }
         }

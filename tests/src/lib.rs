@@ -15,6 +15,8 @@
 
 pub mod control_plane;
 pub mod http;
+pub mod monitoring;
+pub mod webhook;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -127,7 +129,7 @@ pub fn demo_api_bin() -> PathBuf {
 /// Ports handed out by [`free_port`] in this process, never handed out twice.
 static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -180,11 +182,11 @@ pub fn new_temp_dir() -> PathBuf {
     dir
 }
 
-fn keep_temp_dirs() -> bool {
+pub(crate) fn keep_temp_dirs() -> bool {
     std::env::var_os("VIGIL_E2E_KEEP").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-fn kill_and_wait(child: &mut Child) -> Option<ExitStatus> {
+pub(crate) fn kill_and_wait(child: &mut Child) -> Option<ExitStatus> {
     if let Ok(Some(status)) = child.try_wait() {
         return Some(status);
     }

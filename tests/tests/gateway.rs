@@ -56,16 +56,28 @@ impl Gateway {
         self.counters(&[name])[0]
     }
 
-    /// Several vigil counters from one stats snapshot.
+    /// Several vigil counters from one stats snapshot. `findings.category.<c>.action.<a>`
+    /// is the sum over the severities (`findings.category.<c>.severity.<s>.action.<a>`).
     fn counters(&self, names: &[&str]) -> Vec<u64> {
         let stats = self.envoy.stats();
+        let get = |n: &str| {
+            stats
+                .get(&format!("wasmcustom.vigil.{n}"))
+                .copied()
+                .unwrap_or(0)
+        };
         names
             .iter()
-            .map(|n| {
-                stats
-                    .get(&format!("wasmcustom.vigil.{n}"))
-                    .copied()
-                    .unwrap_or(0)
+            .map(|n| match n.split_once(".action.") {
+                Some((category, action))
+                    if n.starts_with("findings.category.") && !n.contains(".severity.") =>
+                {
+                    ["low", "medium", "high", "critical"]
+                        .iter()
+                        .map(|s| get(&format!("{category}.severity.{s}.action.{action}")))
+                        .sum()
+                }
+                _ => get(n),
             })
             .collect()
     }
@@ -825,10 +837,12 @@ fn stats_count_requests_and_label_findings() {
         "ssrf",
         "auth",
     ] {
-        for action in ["block", "monitor"] {
-            expected.push(format!(
-                "wasmcustom.vigil.findings.category.{category}.action.{action}"
-            ));
+        for severity in ["low", "medium", "high", "critical"] {
+            for action in ["block", "monitor"] {
+                expected.push(format!(
+                    "wasmcustom.vigil.findings.category.{category}.severity.{severity}.action.{action}"
+                ));
+            }
         }
     }
     for name in &expected {
@@ -844,18 +858,24 @@ fn stats_count_requests_and_label_findings() {
         "{}",
         vigil_lines(&prom)
     );
-    let sqli = prometheus_value(&prom, r#"vigil_findings{category="sqli",action="block"}"#);
+    let sqli = prometheus_value(
+        &prom,
+        r#"vigil_findings{category="sqli",severity="critical",action="block"}"#,
+    );
     assert!(
         sqli.is_some_and(|v| v >= 2.0),
         "sqli findings: {sqli:?}\n{}",
         vigil_lines(&prom)
     );
     assert_eq!(
-        prometheus_value(&prom, r#"vigil_findings{category="ssrf",action="block"}"#),
+        prometheus_value(
+            &prom,
+            r#"vigil_findings{category="ssrf",severity="critical",action="block"}"#
+        ),
         Some(0.0)
     );
     assert!(
-        !prom.contains("vigil_findings_category_"),
+        !prom.contains("vigil_findings_category_") && !prom.contains("vigil_findings_action"),
         "finding names were not turned into labels:\n{}",
         vigil_lines(&prom)
     );

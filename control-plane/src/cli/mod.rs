@@ -1,5 +1,6 @@
 //! The client side of the `vigil` binary: one module per command group.
 
+pub mod alerts;
 pub mod audit;
 pub mod blocks;
 pub mod client;

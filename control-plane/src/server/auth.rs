@@ -4,6 +4,7 @@
 //! | ---------------------------------------- | ----------------- |
 //! | `vigil.v1.RuleService/*`, `EventService/*` | node, admin     |
 //! | `vigil.v1.AdminService/PushPolicy`, `Rollback` | admin       |
+//! | `vigil.v1.AdminService/AckAlert`, `SilenceAlerts` | admin    |
 //! | other `vigil.v1.AdminService/*`          | viewer, admin     |
 //! | anything else                            | admin             |
 //!
@@ -68,6 +69,7 @@ pub fn required_access(path: &str) -> Access {
             "PushPolicy" | "Rollback" => Access::Write,
             // Fleet response: blocks and reputation lists change what every edge enforces.
             "AddBlock" | "RemoveBlock" | "LoadIntel" => Access::Write,
+            "AckAlert" | "SilenceAlerts" => Access::Write,
             _ => Access::Read,
         },
         _ => Access::Write,
@@ -321,6 +323,8 @@ mod tests {
             "/vigil.v1.AdminService/AddBlock",
             "/vigil.v1.AdminService/RemoveBlock",
             "/vigil.v1.AdminService/LoadIntel",
+            "/vigil.v1.AdminService/AckAlert",
+            "/vigil.v1.AdminService/SilenceAlerts",
         ] {
             assert_eq!(call(path, "admin-token"), Ok(Role::Admin));
             assert!(matches!(
@@ -341,6 +345,7 @@ mod tests {
             "ListBlocks",
             "ListIntel",
             "ListAudit",
+            "ListAlerts",
         ] {
             let path = format!("/vigil.v1.AdminService/{method}");
             assert_eq!(call(&path, "viewer-token"), Ok(Role::Viewer));

@@ -13,6 +13,7 @@
 //! [tls]                               # optional
 //! cert = "server.crt"
 //! key = "server.key"
+//! [alerting]                          # optional: see alerting::config
 //! ```
 
 use std::net::SocketAddr;
@@ -53,6 +54,7 @@ struct RawConfig {
     #[serde(default)]
     auth: RawAuth,
     tls: Option<RawTls>,
+    alerting: Option<super::alerting::config::RawAlerting>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +100,7 @@ pub struct ServeConfig {
     pub allow_remote: bool,
     pub tokens: Tokens,
     pub tls: Option<TlsFiles>,
+    pub alerting: super::alerting::config::AlertingConfig,
     /// Accepted but worth a log line (e.g. short tokens).
     pub warnings: Vec<String>,
 }
@@ -240,7 +243,11 @@ pub fn parse(text: &str, name: &str, base: &Path) -> Result<ServeConfig, ConfigE
         ));
     }
 
+    let alerting = super::alerting::config::parse(raw.alerting.unwrap_or_default(), base)
+        .map_err(|e| invalid(&e.key, e.message))?;
+
     Ok(ServeConfig {
+        alerting,
         listen,
         metrics_listen,
         database: resolve(&raw.database),

@@ -134,6 +134,7 @@ impl Drop for Connection {
                 *n -= 1;
                 if *n == 0 {
                     map.remove(&self.node_id);
+                    self.hub.metrics.forget_node(&self.node_id);
                 }
             }
             map.len()

@@ -1,9 +1,10 @@
 //! Prometheus metrics of the control plane, served as text at `GET /metrics` by a tiny
 //! HTTP/1.1 responder (one request per connection), plus `GET /healthz`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -51,9 +52,78 @@ pub struct Metrics {
     pub nodes_connected: Gauge,
     pub auth_failures: Counter,
     pub watch_streams: Gauge,
+    /// Policy version each connected node applied (0: its static policy).
+    node_versions: Mutex<BTreeMap<String, i64>>,
+    /// Findings in stored events by (rule, category, severity); see [`MAX_RULE_SERIES`].
+    findings: Mutex<BTreeMap<(String, String, String), u64>>,
+    /// Control-plane alerts firing, indexed like [`SEVERITIES`].
+    pub alerts_firing: [Gauge; 4],
+    /// Notifications waiting in the outbox.
+    pub alert_outbox_pending: Gauge,
+    /// Notification attempts by (receiver, result).
+    notifications: Mutex<BTreeMap<(String, &'static str), u64>>,
+}
+
+/// Severity label values of `vigil_cp_alerts_firing`, most severe first.
+pub const SEVERITIES: [&str; 4] = ["critical", "high", "medium", "low"];
+
+/// Distinct (rule, category, severity) series of `vigil_cp_findings_total`; more are counted
+/// under `rule="other"`, so an edge cannot grow the exposition without bound.
+pub const MAX_RULE_SERIES: usize = 1000;
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A label value in the text format: backslash, double quote and newline escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Metrics {
+    /// Records the policy version a connected node runs ("" or not a number: 0).
+    pub fn set_node_version(&self, node: &str, applied_version: &str) {
+        let version = applied_version.trim().parse().unwrap_or(0);
+        locked(&self.node_versions).insert(node.to_owned(), version);
+    }
+
+    pub fn forget_node(&self, node: &str) {
+        locked(&self.node_versions).remove(node);
+    }
+
+    /// Counts the findings of newly stored events.
+    pub fn count_findings<'a>(
+        &self,
+        findings: impl IntoIterator<Item = &'a vigil_proto::v1::Finding>,
+    ) {
+        let mut map = locked(&self.findings);
+        for f in findings {
+            let mut key = (f.rule_id.clone(), f.category.clone(), f.severity.clone());
+            if !map.contains_key(&key) && map.len() >= MAX_RULE_SERIES {
+                key = ("other".into(), String::new(), String::new());
+            }
+            *map.entry(key).or_insert(0) += 1;
+        }
+    }
+
+    /// Counts one notification attempt: `result` is `sent`, `retried` or `expired`.
+    pub fn count_notification(&self, receiver: &str, result: &'static str) {
+        *locked(&self.notifications)
+            .entry((receiver.to_owned(), result))
+            .or_insert(0) += 1;
+    }
+
+    /// Makes the receiver's series exist (at 0) before its first notification.
+    pub fn declare_receiver(&self, receiver: &str) {
+        let mut map = locked(&self.notifications);
+        for result in ["sent", "retried", "expired"] {
+            map.entry((receiver.to_owned(), result)).or_insert(0);
+        }
+    }
+
     /// The Prometheus text exposition format (0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -117,7 +187,76 @@ impl Metrics {
         for (name, help, g) in gauges {
             metric(name, "gauge", help, i128::from(g.get()));
         }
+        metric(
+            "vigil_cp_alert_outbox_pending",
+            "gauge",
+            "Alert notifications waiting for delivery.",
+            i128::from(self.alert_outbox_pending.get()),
+        );
+        self.render_labelled(&mut out);
         out
+    }
+
+    fn render_labelled(&self, out: &mut String) {
+        let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, i128)>| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (labels, value) in rows {
+                let _ = writeln!(out, "{name}{{{labels}}} {value}");
+            }
+        };
+        family(
+            "vigil_cp_node_policy_version",
+            "gauge",
+            "Policy version each connected node applied (0: its static policy).",
+            locked(&self.node_versions)
+                .iter()
+                .map(|(node, v)| (format!("node=\"{}\"", label(node)), i128::from(*v)))
+                .collect(),
+        );
+        family(
+            "vigil_cp_findings_total",
+            "counter",
+            "Findings in stored events, by rule.",
+            locked(&self.findings)
+                .iter()
+                .map(|((rule, category, severity), n)| {
+                    (
+                        format!(
+                            "rule=\"{}\",category=\"{}\",severity=\"{}\"",
+                            label(rule),
+                            label(category),
+                            label(severity)
+                        ),
+                        i128::from(*n),
+                    )
+                })
+                .collect(),
+        );
+        family(
+            "vigil_cp_alerts_firing",
+            "gauge",
+            "Control-plane alerts firing, by severity.",
+            SEVERITIES
+                .iter()
+                .zip(&self.alerts_firing)
+                .map(|(s, g)| (format!("severity=\"{s}\""), i128::from(g.get())))
+                .collect(),
+        );
+        family(
+            "vigil_cp_alert_notifications_total",
+            "counter",
+            "Alert notification attempts by receiver and result (sent, retried, expired).",
+            locked(&self.notifications)
+                .iter()
+                .map(|((receiver, result), n)| {
+                    (
+                        format!("receiver=\"{}\",result=\"{result}\"", label(receiver)),
+                        i128::from(*n),
+                    )
+                })
+                .collect(),
+        );
     }
 }
 
@@ -233,5 +372,45 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} missing in\n{text}");
         }
+    }
+
+    #[test]
+    fn renders_labelled_families_escaped_and_bounded() {
+        let m = Metrics::default();
+        m.set_node_version("edge-a", "7");
+        m.set_node_version("edge-\"b", "");
+        let finding = |rule: &str| vigil_proto::v1::Finding {
+            rule_id: rule.into(),
+            category: "sqli".into(),
+            severity: "critical".into(),
+            ..Default::default()
+        };
+        m.count_findings(&[finding("sqli-union-select"), finding("sqli-union-select")]);
+        for i in 0..MAX_RULE_SERIES + 5 {
+            m.count_findings(&[finding(&format!("custom-{i}"))]);
+        }
+        m.alerts_firing[1].set(2);
+        m.declare_receiver("team");
+        m.count_notification("team", "sent");
+        let text = m.render();
+        for line in [
+            "vigil_cp_node_policy_version{node=\"edge-a\"} 7",
+            "vigil_cp_node_policy_version{node=\"edge-\\\"b\"} 0",
+            "vigil_cp_findings_total{rule=\"sqli-union-select\",category=\"sqli\",severity=\"critical\"} 2",
+            "vigil_cp_findings_total{rule=\"other\",category=\"\",severity=\"\"} 6",
+            "vigil_cp_alerts_firing{severity=\"high\"} 2",
+            "vigil_cp_alerts_firing{severity=\"low\"} 0",
+            "vigil_cp_alert_notifications_total{receiver=\"team\",result=\"sent\"} 1",
+            "vigil_cp_alert_notifications_total{receiver=\"team\",result=\"expired\"} 0",
+            "vigil_cp_alert_outbox_pending 0",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+        assert_eq!(
+            text.matches("vigil_cp_findings_total{").count(),
+            MAX_RULE_SERIES + 1
+        );
+        m.forget_node("edge-a");
+        assert!(!m.render().contains("edge-a"));
     }
 }

@@ -1,6 +1,7 @@
 //! `vigil serve`: the control plane. gRPC (RuleService, EventService, AdminService) over
 //! HTTP/2, optionally TLS; Prometheus metrics over HTTP/1.1; SQLite for everything durable.
 
+pub mod alerting;
 pub mod auth;
 pub mod config;
 pub mod correlator;
@@ -77,8 +78,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     let metrics = Arc::new(Metrics::default());
+    let store = StoreHandle::new(store);
     let hub = Arc::new(Hub::new(
-        StoreHandle::new(store),
+        store.clone(),
         Arc::clone(&metrics),
         current.as_ref(),
     ));
@@ -86,6 +88,15 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .context("cannot load blocks and intel")?;
     fleet::follow_policy(&hub, current.as_ref()).await;
+    let alerting = alerting::Alerting::open(
+        config.alerting.clone(),
+        store,
+        Arc::clone(&metrics),
+        crate::timefmt::now_unix_ms(),
+    )
+    .await
+    .context("cannot load the alerting state")?;
+    alerting::dispatcher::spawn(Arc::clone(&alerting), hub.shutdown_signal());
 
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -124,10 +135,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }))
         .add_service(EventServiceServer::new(service::Events {
             hub: Arc::clone(&hub),
+            alerting: Arc::clone(&alerting),
         }))
         .add_service(
             AdminServiceServer::new(service::Admin {
                 hub: Arc::clone(&hub),
+                alerting: Arc::clone(&alerting),
             })
             // Reputation lists arrive in one call.
             .max_decoding_message_size(64 << 20),
@@ -154,6 +167,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tls = config.tls.is_some(),
         allow_remote = config.allow_remote,
         database = %config.database.display(),
+        alert_rules = config.alerting.rules.len(),
+        alert_receivers = config.alerting.receivers.len(),
         policy_version = current.as_ref().map(|r| r.version).unwrap_or(0),
         "vigil serve started"
     );

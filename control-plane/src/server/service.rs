@@ -13,14 +13,16 @@ use vigil_proto::v1::admin_service_server::AdminService;
 use vigil_proto::v1::event_service_server::EventService;
 use vigil_proto::v1::rule_service_server::RuleService;
 use vigil_proto::v1::{
-    AddBlockRequest, BlockEntry, Event, EventAck, EventBatch, EventList, EventQuery,
-    GetPolicyRequest, IntelList, ListAuditRequest, ListAuditResponse, ListBlocksRequest,
-    ListBlocksResponse, ListIntelRequest, ListNodesRequest, ListNodesResponse, ListPoliciesRequest,
+    AckAlertRequest, AddBlockRequest, Alert as AlertMessage, AlertSilence, BlockEntry, Event,
+    EventAck, EventBatch, EventList, EventQuery, GetPolicyRequest, IntelList, ListAlertsRequest,
+    ListAlertsResponse, ListAuditRequest, ListAuditResponse, ListBlocksRequest, ListBlocksResponse,
+    ListIntelRequest, ListNodesRequest, ListNodesResponse, ListPoliciesRequest,
     ListPoliciesResponse, LoadIntelRequest, LoadIntelResponse, NodeState, NodeStatus,
     PolicyVersion, PushPolicyRequest, PushPolicyResponse, RemoveBlockRequest, RollbackRequest,
-    StatusAck, TailRequest, WatchRequest, WatchResponse,
+    SilenceAlertsRequest, StatusAck, TailRequest, WatchRequest, WatchResponse,
 };
 
+use super::alerting::Alerting;
 use super::auth::{Actor, Role};
 use super::fleet;
 use super::hub::{bundle, Hub, LiveStream};
@@ -141,6 +143,9 @@ impl RuleService for Rules {
             .await
             .map_err(store_status)?;
         let connection = self.hub.connect(&node.node_id);
+        self.hub
+            .metrics
+            .set_node_version(&node.node_id, &node.applied_version);
         tracing::info!(
             node = %node.node_id,
             boot = %node.boot_id,
@@ -205,6 +210,11 @@ impl RuleService for Rules {
         } else {
             non_empty(node.applied_version.clone())
         };
+        if let Some(version) = &applied_version {
+            if self.hub.is_connected(&node.node_id) {
+                self.hub.metrics.set_node_version(&node.node_id, version);
+            }
+        }
         let update = NodeUpdate {
             node_id: node.node_id,
             boot_id: node.boot_id,
@@ -226,6 +236,7 @@ impl RuleService for Rules {
 
 pub struct Events {
     pub hub: Arc<Hub>,
+    pub alerting: Arc<Alerting>,
 }
 
 #[tonic::async_trait]
@@ -272,11 +283,16 @@ impl EventService for Events {
         let mut fresh = Vec::with_capacity(stored);
         for i in report.stored {
             if let Some(e) = events.get_mut(i).and_then(Option::take) {
+                metrics.count_findings(&e.findings);
                 fresh.push(e);
             }
         }
         // Only new events reach the correlator: a resend is not a second failed login.
         fleet::ingest(&self.hub, &fresh).await;
+        // Alerting failures are logged, never refused: the events are stored already.
+        if let Err(e) = self.alerting.observe(&fresh, now).await {
+            tracing::error!(error = %e, "alerting: cannot record alerts for a batch");
+        }
         for e in fresh {
             self.hub.publish_event(e);
         }
@@ -292,6 +308,7 @@ impl EventService for Events {
 
 pub struct Admin {
     pub hub: Arc<Hub>,
+    pub alerting: Arc<Alerting>,
 }
 
 impl Admin {
@@ -567,5 +584,111 @@ impl AdminService for Admin {
         request: Request<ListAuditRequest>,
     ) -> Result<Response<ListAuditResponse>, Status> {
         self.list_audit_impl(request).await
+    }
+
+    // ---- alerts
+
+    async fn list_alerts(
+        &self,
+        request: Request<ListAlertsRequest>,
+    ) -> Result<Response<ListAlertsResponse>, Status> {
+        let q = request.into_inner();
+        let limit = match q.limit {
+            0 => DEFAULT_QUERY_LIMIT,
+            n => n.min(MAX_QUERY_LIMIT),
+        };
+        let alerts = self
+            .alerting
+            .list(q.include_resolved, limit, now_unix_ms())
+            .await
+            .map_err(store_status)?;
+        let outbox_pending =
+            u64::try_from(self.hub.metrics.alert_outbox_pending.get()).unwrap_or(0);
+        Ok(Response::new(ListAlertsResponse {
+            alerts: alerts
+                .iter()
+                .map(|(a, silenced)| alert_message(a, *silenced))
+                .collect(),
+            outbox_pending,
+        }))
+    }
+
+    async fn ack_alert(
+        &self,
+        request: Request<AckAlertRequest>,
+    ) -> Result<Response<AlertMessage>, Status> {
+        let role = role(&request);
+        let target = request.into_inner().alert.trim().to_owned();
+        if target.is_empty() {
+            return Err(Status::invalid_argument(
+                "`alert` (an id or fingerprint) is empty",
+            ));
+        }
+        match self
+            .alerting
+            .ack(&target, role.as_str(), now_unix_ms())
+            .await
+            .map_err(store_status)?
+        {
+            Some(alert) => Ok(Response::new(alert_message(&alert, false))),
+            None => Err(Status::not_found(format!(
+                "no firing alert with id or fingerprint `{target}`"
+            ))),
+        }
+    }
+
+    async fn silence_alerts(
+        &self,
+        request: Request<SilenceAlertsRequest>,
+    ) -> Result<Response<AlertSilence>, Status> {
+        let role = role(&request);
+        let q = request.into_inner();
+        if q.duration_ms <= 0 {
+            return Err(Status::invalid_argument("`duration_ms` must be positive"));
+        }
+        let now = now_unix_ms();
+        let silence = super::alerting::engine::Silence {
+            id: 0,
+            rule: non_empty(q.rule),
+            key: non_empty(q.key),
+            until_ms: now.saturating_add(q.duration_ms),
+            created_by: role.as_str().to_owned(),
+            comment: q.comment,
+        };
+        let s = self
+            .alerting
+            .silence(silence, now)
+            .await
+            .map_err(store_status)?;
+        Ok(Response::new(AlertSilence {
+            id: s.id,
+            rule: s.rule.unwrap_or_default(),
+            key: s.key.unwrap_or_default(),
+            until_unix_ms: s.until_ms,
+            created_by: s.created_by,
+            comment: s.comment,
+        }))
+    }
+}
+
+fn alert_message(a: &super::alerting::engine::Alert, silenced: bool) -> AlertMessage {
+    AlertMessage {
+        id: a.id,
+        fingerprint: a.fingerprint.clone(),
+        rule: a.rule.clone(),
+        key_kind: a.key_kind.as_str().to_owned(),
+        key: a.key.clone(),
+        severity: a.severity.as_str().to_owned(),
+        level: a.level.as_str().to_owned(),
+        status: if a.is_firing() { "firing" } else { "resolved" }.to_owned(),
+        count: a.count,
+        first_seen_unix_ms: a.first_seen_ms,
+        last_seen_unix_ms: a.last_seen_ms,
+        resolved_unix_ms: a.resolved_ms.unwrap_or(0),
+        acked_by: a.acked_by.clone().unwrap_or_default(),
+        acked_unix_ms: a.acked_ms.unwrap_or(0),
+        silenced,
+        summary: a.summary.clone(),
+        notified: a.sent.keys().cloned().collect(),
     }
 }

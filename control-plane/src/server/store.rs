@@ -220,12 +220,18 @@ impl Store {
         }
         if version < 2 {
             tx.execute_batch(super::fleet_store::SCHEMA_V2)?;
+            tx.execute_batch(super::alerting::store::SCHEMA)?;
         }
         if version < SCHEMA_VERSION {
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// The connection, for the alerting tables (`alerting::store`).
+    pub(crate) fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     // ------------------------------------------------------------------ policies
@@ -986,6 +992,11 @@ mod tests {
                 [],
             )
             .unwrap();
+            conn.execute(
+                "INSERT INTO nodes (node_id, boot_id) VALUES ('edge-1', 'b1')",
+                [],
+            )
+            .unwrap();
         }
         let mut store = Store::open(&path).unwrap();
         let old = store
@@ -998,6 +1009,16 @@ mod tests {
         assert!(old[0].observation.is_none() && old[0].principal.is_empty());
         assert_eq!(store.blocks(0).unwrap().revision, 0);
         store.audit("admin#1", "test", "", 1).unwrap();
+        assert_eq!(store.list_nodes().unwrap().len(), 1);
+        let version: i64 = store
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(
+            crate::server::alerting::store::pending_count(store.conn()).unwrap(),
+            0
+        );
         drop(store);
         assert!(Store::open(&path).is_ok(), "opening twice migrates once");
     }
