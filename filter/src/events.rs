@@ -102,7 +102,11 @@ pub fn detection_event(d: &Detection, principal: &str, facts: RequestFacts<'_>) 
             detector: d.detector,
             action: d.action.as_str(),
             offender: format!("{}:{}", d.offender.kind.as_str(), d.offender.value),
-            detail: format!("{} >= {}", d.count, d.threshold),
+            // The control plane reads `block_secs` to spread the block for as long.
+            detail: format!(
+                "count={} threshold={} block_secs={}",
+                d.count, d.threshold, d.block_secs
+            ),
             principal,
         },
         facts,
