@@ -55,10 +55,27 @@ impl Fleet {
         ok(&self.serve.cli(ADMIN_TOKEN, args))
     }
 
-    /// Pushes a policy and waits until both edges report it applied.
+    /// Pushes a policy and waits until both edges enforce it: the policy gets a canary rule
+    /// unique to this push, and both edges must block the canary (a node reports a version
+    /// applied when its singleton has it; its workers switch on their next tick).
     fn push(&self, json: &str) {
+        let marker = format!(
+            "push-canary-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        let mut doc: serde_json::Value =
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        let canary =
+            serde_json::json!({"id": "push-canary", "targets": ["query"], "contains": marker});
+        match doc["custom_rules"].as_array_mut() {
+            Some(rules) => rules.push(canary),
+            None => doc["custom_rules"] = serde_json::json!([canary]),
+        }
         let file = new_temp_dir().join("policy.json");
-        std::fs::write(&file, json).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&file, doc.to_string()).unwrap_or_else(|e| panic!("{e}"));
         let out = self.cli(&["policy", "push", file.to_str().unwrap_or_default()]);
         let version = out
             .split_whitespace()
@@ -68,6 +85,13 @@ impl Fleet {
             .to_owned();
         assert!(!version.is_empty(), "push output: {out}");
         self.wait_applied(&version);
+        let probe = format!("/health?probe={marker}");
+        let enforced =
+            || (0..2).all(|e| self.send(e, RawRequest::get(&probe), "192.0.2.250") == 403);
+        assert!(
+            wait_until(Duration::from_secs(5), enforced),
+            "edges enforce version {version}"
+        );
     }
 
     /// Waits until both edges report `version` applied.
