@@ -1,10 +1,11 @@
 //! Turning a [`PolicyDocument`] into the structures the request path uses: done once, at
 //! configure time, and the only place a policy can be refused.
 
+use crate::detect;
 use crate::model::{Category, Mode, RuleAction, Severity};
 use crate::policy::{PolicyDocument, PolicyError};
 use crate::routes::RoutePattern;
-use crate::signatures::{packs, SignatureSet, SignatureSource};
+use crate::signatures::{packs, MatcherSource, SignatureSet, SignatureSource};
 use crate::targets::{Scope, TargetKind};
 
 /// A rule as the request path sees it, after pack settings and overrides.
@@ -174,7 +175,28 @@ impl CompiledPolicy {
                     scope: def.scope,
                     target_name: None,
                     literals: def.literals.iter().map(|l| (*l).to_owned()).collect(),
-                    pattern: def.pattern,
+                    matcher: MatcherSource::Regex(def.pattern),
+                    case_insensitive: true,
+                });
+            }
+            push_rule(info, on, &mut rules);
+        }
+        for def in detect::BUILTIN {
+            let info = RuleInfo {
+                id: def.id.into(),
+                category: def.category,
+                severity: def.severity,
+                action: RuleAction::Block,
+                description: def.description.into(),
+            };
+            let (info, on) = apply_overrides(&document, &pack_settings, info);
+            for gate in def.gates.iter().filter(|_| on) {
+                sources.push(SignatureSource {
+                    rule: rules.len(),
+                    scope: def.scope,
+                    target_name: None,
+                    literals: gate.literals.iter().map(|l| (*l).to_owned()).collect(),
+                    matcher: MatcherSource::Native(gate.detect),
                     case_insensitive: true,
                 });
             }
@@ -212,7 +234,7 @@ impl CompiledPolicy {
                         scope,
                         target_name,
                         literals: pattern.literals.clone(),
-                        pattern: &pattern.regex,
+                        matcher: MatcherSource::Regex(&pattern.regex),
                         case_insensitive: !rule.case_sensitive,
                     });
                 }

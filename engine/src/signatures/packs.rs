@@ -37,6 +37,14 @@ const LINE: Scope = Scope::of(&[
     TargetKind::Cookie,
 ]);
 
+/// Literals for a rule whose match starts with a quote (or backtick) followed by one of the
+/// given strings: apostrophes inside words (O'Brien, it's) then never run its regex.
+macro_rules! after_quote {
+    ($($s:literal),* $(,)?) => {
+        &[$(concat!("'", $s), concat!("\"", $s), concat!("`", $s)),*]
+    };
+}
+
 /// Shell commands that attackers chain after a separator.
 macro_rules! shell_commands {
     () => {
@@ -63,7 +71,7 @@ pub const BUILTIN: &[SignatureDef] = &[
         category: Sqli,
         severity: Critical,
         scope: V,
-        literals: &["'", "\"", "`"],
+        literals: after_quote!(" ", "\t", "\n", "\r", "\x0b", "\x0c", ")", "or", "and", "xor", "|", "&"),
         pattern: r#"['"`][\s)]*(?:or|and|xor|\|\||&&)[\s(]*(?:(?:not\s+)?(?:true|false|null)\b|['"`]?[\w.@$]*['"`]?\s*(?:=|<|>|!=|<>|\blike\b|\brlike\b|\bregexp\b|\bis\b|\bbetween\b|\bin\s*\()|[\w(]+\s*(?:--|#|;|$)|\d)"#,
         description: "a quote closes the string and a boolean condition follows",
     },
@@ -98,7 +106,12 @@ pub const BUILTIN: &[SignatureDef] = &[
         category: Sqli,
         severity: Critical,
         scope: V,
-        literals: &["'", "\"", "`", ")"],
+        literals: &[
+            "' ", "'\t", "'\n", "'\r", "'\x0b", "'\x0c", "';", "'-", "'#", "'/", "\" ", "\"\t", "\"\n",
+            "\"\r", "\"\x0b", "\"\x0c", "\";", "\"-", "\"#", "\"/", "` ", "`\t", "`\n", "`\r", "`\x0b",
+            "`\x0c", "`;", "`-", "`#", "`/", ") ", ")\t", ")\n", ")\r", ")\x0b", ")\x0c", ");", ")-", ")#",
+            ")/",
+        ],
         pattern: r#"['"`)]\s*(?:;\s*)?(?:--(?:\s|$|[-+])|#|/\*|;\s*$|\s*\x00)"#,
         description: "a quote or parenthesis closed, the rest of the query commented out",
     },
@@ -706,7 +719,10 @@ pub const BUILTIN: &[SignatureDef] = &[
         category: Ldapi,
         severity: Critical,
         scope: V,
-        literals: &["'", "\""],
+        literals: &[
+            "' ", "'\t", "'\n", "'\r", "'\x0b", "'\x0c", "'or", "']", "\" ", "\"\t", "\"\n", "\"\r",
+            "\"\x0b", "\"\x0c", "\"or", "\"]", "//*",
+        ],
         pattern: r#"['"]\s*or\s+(?:name|local-name|count|string-length|contains|substring|position|last|text|node)\s*\(|['"]\s*\]\s*\|\s*//|//\*\s*\["#,
         description: "XPath expressions injected into a query",
     },
