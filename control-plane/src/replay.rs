@@ -163,15 +163,20 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// The headers as the filter sees them behind Envoy: names in lower case, and a `Referer` that
-/// Envoy's connection manager would drop removed (see [`envoy_keeps_referer`]).
+/// The headers as the filter sees them behind Envoy: names in lower case, without the framing
+/// headers [`raw_request`] does not send (`connection`, `transfer-encoding`), and without a
+/// `Referer` that Envoy's connection manager would drop (see [`envoy_keeps_referer`]).
 fn lower_headers(req: &CorpusRequest) -> Vec<(String, Vec<u8>)> {
     req.headers
         .iter()
         .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
+        .filter(|(n, _)| !UNSENT_HEADERS.contains(&n.as_str()))
         .filter(|(n, v)| n != "referer" || envoy_keeps_referer(v))
         .collect()
 }
+
+/// Headers [`raw_request`] leaves out: it frames the body itself and closes the connection.
+const UNSENT_HEADERS: &[&str] = &["connection", "transfer-encoding"];
 
 /// Envoy sanitises `Referer` while decoding, before any filter: a value that is neither an
 /// absolute URL without fragment or userinfo nor a relative reference made of URI characters
@@ -271,7 +276,7 @@ pub fn raw_request(req: &CorpusRequest) -> Vec<u8> {
     let mut has_length = false;
     for (name, value) in &req.headers {
         let lower = name.to_ascii_lowercase();
-        if lower == "connection" || lower == "transfer-encoding" {
+        if UNSENT_HEADERS.contains(&lower.as_str()) {
             continue;
         }
         has_host |= lower == "host";

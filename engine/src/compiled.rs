@@ -108,6 +108,8 @@ pub struct CompiledPolicy {
     /// `enabled[i]` tells whether rule `i` can fire (disabled rules keep their slot).
     pub(crate) enabled: Vec<bool>,
     pub(crate) signatures: SignatureSet,
+    /// Index of the first of [`detect::protocol::RULES`] in `rules`.
+    pub(crate) protocol_base: usize,
     pub(crate) routes: Vec<CompiledRoute>,
     pub(crate) exceptions: Vec<CompiledException>,
     pub(crate) api_key_headers: Vec<String>,
@@ -202,6 +204,18 @@ impl CompiledPolicy {
             }
             push_rule(info, on, &mut rules);
         }
+        let protocol_base = rules.len();
+        for def in detect::protocol::RULES {
+            let info = RuleInfo {
+                id: def.id.into(),
+                category: def.category,
+                severity: def.severity,
+                action: RuleAction::Block,
+                description: def.description.into(),
+            };
+            let (info, on) = apply_overrides(&document, &pack_settings, info);
+            push_rule(info, on, &mut rules);
+        }
         for name in document.rules.keys() {
             if !rules.iter().any(|r| &r.id == name) {
                 return Err(PolicyError::invalid(
@@ -272,6 +286,7 @@ impl CompiledPolicy {
             rules,
             enabled,
             signatures,
+            protocol_base,
             routes,
             exceptions,
         })

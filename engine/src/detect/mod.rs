@@ -4,8 +4,10 @@
 //! literals never reaches the parser.
 //!
 //! A detector gets one normalised value and returns the byte range that shows the attack.
+//! [`protocol`] is the exception: it looks at the method and the header fields as a whole.
 
 pub mod markup;
+pub mod protocol;
 pub mod shell;
 pub mod sql;
 
@@ -92,6 +94,7 @@ mod tests {
             .iter()
             .map(|d| d.id)
             .chain(crate::signatures::packs::BUILTIN.iter().map(|d| d.id))
+            .chain(protocol::RULES.iter().map(|r| r.id))
             .collect();
         let n = ids.len();
         ids.sort_unstable();

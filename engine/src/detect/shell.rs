@@ -81,21 +81,23 @@ fn command_class(name: &[u8]) -> Option<Class> {
         | b"useradd" | b"usermod" | b"bash" | b"zsh" | b"ksh" | b"csh" | b"tcsh" | b"busybox"
         | b"python2" | b"python3" | b"gawk" | b"nawk" | b"awk" | b"openssl" | b"base64"
         | b"xxd" | b"wmic" | b"regsvr32" | b"rundll32" | b"mshta" | b"cscript" | b"wscript"
-        | b"schtasks" | b"getent" | b"uptime" | b"pwd" | b"hostname" | b"lsb_release"
-        | b"sysctl" | b"traceroute" | b"tracert" | b"whois" | b"smbclient" | b"killall"
-        | b"pkill" | b"iptables" | b"systemctl" | b"vssadmin" | b"bcdedit" | b"msiexec"
-        | b"fsutil" | b"nltest" | b"dsquery" | b"jrunscript" | b"osascript" | b"passwd" | b"sh"
-        | b"cmd" | b"ifdown" | b"ifup" | b"dmesg" | b"lsof" | b"id" | b"ls" | b"wc" | b"sudo"
-        | b"chattr" | b"setfacl" | b"nmap" | b"tcpdump" | b"gcc" | b"uudecode" | b"php"
-        | b"perl" | b"ruby" | b"python" | b"node" | b"lua" | b"dir" | b"cat" | b"type" | b"env"
-        | b"ps" | b"rm" | b"cp" | b"mv" | b"ln" | b"tar" | b"zip" | b"unzip" | b"touch"
-        | b"mkdir" | b"rmdir" | b"echo" | b"printf" | b"head" | b"tail" | b"more" | b"less"
-        | b"grep" | b"egrep" | b"sed" | b"find" | b"tee" | b"xargs" | b"export" | b"set"
-        | b"eval" | b"exec" | b"source" | b"mail" | b"sort" | b"cut" | b"file" | b"stat"
-        | b"du" | b"df" | b"last" | b"who" | b"w" | b"su" | b"ssh" | b"scp" | b"ftp" | b"java"
-        | b"curl" | b"dig" | b"host" | b"nc" | b"ping" | b"sleep" | b"timeout" | b"usleep"
-        | b"kill" | b"net" | b"reg" | b"sc" | b"start" | b"copy" | b"del" | b"erase" | b"move"
-        | b"ren" | b"call" | b"shutdown" | b"reboot" => Some(word_class(lower)),
+        | b"schtasks" | b"getent" | b"uptime" | b"sysinfo" | b"pwd" | b"hostname"
+        | b"lsb_release" | b"sysctl" | b"traceroute" | b"tracert" | b"whois" | b"smbclient"
+        | b"killall" | b"pkill" | b"iptables" | b"systemctl" | b"vssadmin" | b"bcdedit"
+        | b"msiexec" | b"fsutil" | b"nltest" | b"dsquery" | b"jrunscript" | b"osascript"
+        | b"passwd" | b"sh" | b"cmd" | b"ifdown" | b"ifup" | b"dmesg" | b"lsof" | b"id" | b"ls"
+        | b"wc" | b"sudo" | b"chattr" | b"setfacl" | b"nmap" | b"tcpdump" | b"gcc"
+        | b"uudecode" | b"php" | b"perl" | b"ruby" | b"python" | b"node" | b"lua" | b"dir"
+        | b"cat" | b"type" | b"env" | b"ps" | b"rm" | b"cp" | b"mv" | b"ln" | b"tar" | b"zip"
+        | b"unzip" | b"touch" | b"mkdir" | b"rmdir" | b"echo" | b"printf" | b"head" | b"tail"
+        | b"more" | b"less" | b"grep" | b"egrep" | b"sed" | b"find" | b"tee" | b"xargs"
+        | b"export" | b"set" | b"eval" | b"exec" | b"source" | b"mail" | b"sort" | b"cut"
+        | b"file" | b"stat" | b"du" | b"df" | b"last" | b"who" | b"w" | b"su" | b"ssh" | b"scp"
+        | b"ftp" | b"java" | b"curl" | b"dig" | b"host" | b"nc" | b"ping" | b"sleep"
+        | b"timeout" | b"usleep" | b"kill" | b"net" | b"reg" | b"sc" | b"start" | b"copy"
+        | b"del" | b"erase" | b"move" | b"ren" | b"call" | b"shutdown" | b"reboot" => {
+            Some(word_class(lower))
+        }
         _ => None,
     }
 }
@@ -133,8 +135,8 @@ fn word_class(lower: &[u8]) -> Class {
         | b"uptime" | b"lsb_release" | b"sysctl" | b"traceroute" | b"tracert" | b"smbclient"
         | b"killall" | b"pkill" | b"iptables" | b"systemctl" | b"vssadmin" | b"bcdedit"
         | b"msiexec" | b"fsutil" | b"nltest" | b"dsquery" | b"jrunscript" | b"osascript"
-        | b"lsof" | b"dmesg" | b"tcpdump" | b"uudecode" | b"chattr" | b"setfacl" | b"sh"
-        | b"base64" => Class::Binary,
+        | b"sysinfo" | b"lsof" | b"dmesg" | b"tcpdump" | b"uudecode" | b"chattr" | b"setfacl"
+        | b"sh" | b"base64" => Class::Binary,
         _ => Class::Word,
     }
 }
@@ -198,10 +200,16 @@ const OPENS: [bool; 256] = {
 
 /// The detector.
 pub fn detect(value: &[u8]) -> Option<(usize, usize)> {
+    let fences = code_fences(value);
     let mut i = 0;
     while let Some(skip) = value[i..].iter().position(|&b| OPENS[usize::from(b)]) {
         i += skip;
         let b = value[i];
+        // Lines inside a markdown code fence are documentation, not input to a shell.
+        if matches!(b, b'\n' | b'\r') && fences.iter().any(|&(a, z)| a < i && i < z) {
+            i += 1;
+            continue;
+        }
         let opener = match b {
             b';' => Some((Opener::Weak, i + 1)),
             b'&' if value.get(i + 1) == Some(&b'&') => Some((Opener::Strong, i + 2)),
@@ -234,6 +242,21 @@ pub fn detect(value: &[u8]) -> Option<(usize, usize)> {
         return command_at(value, 0, Opener::Strong).map(|end| (0, end));
     }
     None
+}
+
+/// The spans between pairs of markdown code fences (```), at most a few.
+fn code_fences(value: &[u8]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    if memchr::memmem::find(value, b"```").is_none() {
+        return spans;
+    }
+    let marks: Vec<usize> = memchr::memmem::find_iter(value, b"```").take(16).collect();
+    for pair in marks.chunks(2) {
+        if let [open, close] = pair {
+            spans.push((*open, *close));
+        }
+    }
+    spans
 }
 
 /// `system('id')`, `os.popen("cat /etc/passwd")`, `exec('curl ...')`: the quoted argument
@@ -277,7 +300,11 @@ fn shell_function_argument(value: &[u8]) -> Option<(usize, usize)> {
 
 /// A backtick opens a substitution unless it is a markdown code span in prose: a span
 /// attached to a word (`x`id``), right after a separator or `=`, or the whole value is one.
+/// Runs of backticks are code fences.
 fn backtick_is_substitution(value: &[u8], at: usize) -> bool {
+    if value.get(at + 1) == Some(&b'`') || (at > 0 && value[at - 1] == b'`') {
+        return false;
+    }
     let Some(close) = value[at + 1..].iter().position(|&b| b == b'`') else {
         return at == 0 || !value[at - 1].is_ascii_whitespace();
     };
@@ -391,6 +418,8 @@ fn read_word(value: &[u8], mut pos: usize) -> Option<(Word, usize)> {
                 word.extend(&value[pos + 1..pos + 1 + close]);
                 pos += close + 2;
             }
+            // `\n`, `\r`, `\t` written out: a line break or tab once unescaped, so the word ends.
+            b'\\' if matches!(value.get(pos + 1), Some(b'n' | b'r' | b't')) => break,
             b'\\' if value.get(pos + 1).is_some_and(u8::is_ascii_alphanumeric) => pos += 1,
             b'^' => pos += 1,
             b'$' => {
@@ -473,6 +502,10 @@ fn arguments_fit(value: &[u8], end: usize, class: Class, opener: Opener) -> bool
         // The command alone at the end: `; id`, `| whoami`.
         return alone_ok;
     };
+    // An escaped line break (`\n` written out) ends the command like a real one.
+    if first == b'\\' && matches!(value.get(pos + 1), Some(b'n' | b'r')) {
+        return alone_ok;
+    }
     // A redirect, pipe or separator right after the command.
     if matches!(
         first,
@@ -629,6 +662,8 @@ mod tests {
             "; /bin/ca? /etc/passwd",
             "{ id; }",
             "{ls,-la,/}",
+            "a;id\\n",
+            "; sysinfo",
             "system('cat /etc/passwd');",
             "<?php system(\"wget https://x.example/a\");?>",
             "__import__('os').popen('id').read()",
