@@ -210,10 +210,34 @@ pub fn envoy_keeps_referer(value: &[u8]) -> bool {
     })
 }
 
+/// Envoy's HTTP/1 codec accepts the methods of the classic http-parser table and answers 400
+/// to any other (observed with Envoy 1.40: `TRACK`, `DEBUG`), before any filter runs.
+/// Modelled here so in-process replay matches what the filter sees.
+pub fn envoy_accepts_method(method: &str) -> bool {
+    const KNOWN: &str = "DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE \
+        PROPFIND PROPPATCH SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE \
+        M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE";
+    KNOWN.split_whitespace().any(|m| m == method)
+}
+
 pub fn in_process(corpus: &[CorpusRequest], policy: &CompiledPolicy, now: u64) -> Vec<Outcomes> {
     corpus
         .iter()
         .map(|req| {
+            if !envoy_accepts_method(&req.method) {
+                // Envoy answers 400 before any filter runs: never blocked, never inspected.
+                return Outcomes {
+                    id: req.id.clone(),
+                    class: req.class.clone(),
+                    label: req.label.clone(),
+                    blocked: false,
+                    status: Some(400),
+                    rule: None,
+                    findings: Vec::new(),
+                    method: req.method.clone(),
+                    target: req.target.clone(),
+                };
+            }
             let owned = lower_headers(req);
             let headers: Vec<(&str, &[u8])> = owned
                 .iter()
@@ -546,6 +570,16 @@ fn cut(s: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::envoy_keeps_referer;
+
+    #[test]
+    fn methods_envoy_rejects() {
+        for ok in ["GET", "PATCH", "TRACE", "PROPFIND", "PURGE"] {
+            assert!(super::envoy_accepts_method(ok), "{ok}");
+        }
+        for rejected in ["TRACK", "DEBUG"] {
+            assert!(!super::envoy_accepts_method(rejected), "{rejected}");
+        }
+    }
 
     /// Observed with Envoy 1.40: which Referer values reach the filter.
     #[test]
