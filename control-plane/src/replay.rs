@@ -163,15 +163,20 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// The headers as the filter sees them behind Envoy: names in lower case, and a `Referer` that
-/// Envoy's connection manager would drop removed (see [`envoy_keeps_referer`]).
+/// The headers as the filter sees them behind Envoy: names in lower case, without the framing
+/// headers [`raw_request`] does not send (`connection`, `transfer-encoding`), and without a
+/// `Referer` that Envoy's connection manager would drop (see [`envoy_keeps_referer`]).
 fn lower_headers(req: &CorpusRequest) -> Vec<(String, Vec<u8>)> {
     req.headers
         .iter()
         .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
+        .filter(|(n, _)| !UNSENT_HEADERS.contains(&n.as_str()))
         .filter(|(n, v)| n != "referer" || envoy_keeps_referer(v))
         .collect()
 }
+
+/// Headers [`raw_request`] leaves out: it frames the body itself and closes the connection.
+const UNSENT_HEADERS: &[&str] = &["connection", "transfer-encoding"];
 
 /// Envoy sanitises `Referer` while decoding, before any filter: a value that is neither an
 /// absolute URL without fragment or userinfo nor a relative reference made of URI characters
@@ -205,10 +210,34 @@ pub fn envoy_keeps_referer(value: &[u8]) -> bool {
     })
 }
 
+/// Envoy's HTTP/1 codec accepts the methods of the classic http-parser table and answers 400
+/// to any other (observed with Envoy 1.40: `TRACK`, `DEBUG`), before any filter runs.
+/// Modelled here so in-process replay matches what the filter sees.
+pub fn envoy_accepts_method(method: &str) -> bool {
+    const KNOWN: &str = "DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE \
+        PROPFIND PROPPATCH SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE \
+        M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE";
+    KNOWN.split_whitespace().any(|m| m == method)
+}
+
 pub fn in_process(corpus: &[CorpusRequest], policy: &CompiledPolicy, now: u64) -> Vec<Outcomes> {
     corpus
         .iter()
         .map(|req| {
+            if !envoy_accepts_method(&req.method) {
+                // Envoy answers 400 before any filter runs: never blocked, never inspected.
+                return Outcomes {
+                    id: req.id.clone(),
+                    class: req.class.clone(),
+                    label: req.label.clone(),
+                    blocked: false,
+                    status: Some(400),
+                    rule: None,
+                    findings: Vec::new(),
+                    method: req.method.clone(),
+                    target: req.target.clone(),
+                };
+            }
             let owned = lower_headers(req);
             let headers: Vec<(&str, &[u8])> = owned
                 .iter()
@@ -271,7 +300,7 @@ pub fn raw_request(req: &CorpusRequest) -> Vec<u8> {
     let mut has_length = false;
     for (name, value) in &req.headers {
         let lower = name.to_ascii_lowercase();
-        if lower == "connection" || lower == "transfer-encoding" {
+        if UNSENT_HEADERS.contains(&lower.as_str()) {
             continue;
         }
         has_host |= lower == "host";
@@ -541,6 +570,16 @@ fn cut(s: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::envoy_keeps_referer;
+
+    #[test]
+    fn methods_envoy_rejects() {
+        for ok in ["GET", "PATCH", "TRACE", "PROPFIND", "PURGE"] {
+            assert!(super::envoy_accepts_method(ok), "{ok}");
+        }
+        for rejected in ["TRACK", "DEBUG"] {
+            assert!(!super::envoy_accepts_method(rejected), "{rejected}");
+        }
+    }
 
     /// Observed with Envoy 1.40: which Referer values reach the filter.
     #[test]

@@ -1,5 +1,7 @@
 //! Quick in-process evaluation of the built-in policy on a labeled corpus (development aid;
-//! `vigil replay` is the user-facing tool). Usage: cargo run -p vigil-engine --example corpus_eval -- FILE [--show-fp] [--show-miss CLASS]
+//! `vigil replay` is the user-facing tool). Usage: cargo run -p vigil-engine --example corpus_eval -- FILE [--show-fp] [--show-miss CLASS] [--rule-stats]
+//! `--rule-stats` lists, per rule, the benign and attack requests it fires on and the attacks
+//! it alone blocks (what would be lost without it).
 use std::collections::BTreeMap;
 
 use vigil_engine::{CompiledPolicy, Outcome, Request};
@@ -16,6 +18,14 @@ fn main() {
         .position(|a| a == "--show-miss")
         .and_then(|i| args.get(i + 1))
         .cloned();
+    let rule_stats = args.iter().any(|a| a == "--rule-stats");
+    // `--not-fired RULE CLASS`: requests of CLASS on which RULE did not fire.
+    let not_fired = args
+        .iter()
+        .position(|a| a == "--not-fired")
+        .and_then(|i| Some((args.get(i + 1)?.clone(), args.get(i + 2)?.clone())));
+    // rule -> (benign fired, attacks fired, attacks only it blocks)
+    let mut stats: BTreeMap<String, (u32, u32, u32)> = BTreeMap::new();
     let text = std::fs::read_to_string(&path).expect("read corpus");
     let policy = CompiledPolicy::builtin().expect("builtin policy");
     let mut per_class: BTreeMap<String, (u32, u32)> = BTreeMap::new();
@@ -47,6 +57,29 @@ fn main() {
         let v = policy.inspect(&req, &|| 1_795_000_000);
         let class = r["class"].as_str().unwrap().to_string();
         let blocked = v.outcome == Outcome::Block;
+        if rule_stats {
+            let blocking: Vec<_> = v
+                .findings
+                .iter()
+                .filter(|f| f.rule.action == vigil_engine::RuleAction::Block)
+                .collect();
+            for f in &v.findings {
+                let e = stats.entry(f.rule.id.clone()).or_default();
+                if class == "benign" {
+                    e.0 += 1;
+                } else {
+                    e.1 += 1;
+                    let rest: u32 = blocking
+                        .iter()
+                        .filter(|g| g.rule.id != f.rule.id)
+                        .map(|g| vigil_engine::severity_score(g.rule.severity))
+                        .sum();
+                    if blocked && rest < 5 {
+                        e.2 += 1;
+                    }
+                }
+            }
+        }
         let e = per_class.entry(class.clone()).or_default();
         e.0 += 1;
         e.1 += blocked as u32;
@@ -66,6 +99,11 @@ fn main() {
                 f
             )
         };
+        if let Some((rule, c)) = &not_fired {
+            if *c == class && !v.findings.iter().any(|f| f.rule.id == *rule) {
+                println!("NOT-FIRED {}", describe());
+            }
+        }
         if class == "benign" && blocked && show_fp {
             println!("FP {}", describe());
         }
@@ -91,6 +129,15 @@ fn main() {
                 .map(|(n, v)| format!("{n}: {}", String::from_utf8_lossy(v)))
                 .collect();
             println!("MISS {} {:?}", describe(), h);
+        }
+    }
+    if rule_stats {
+        println!(
+            "{:32} {:>7} {:>7} {:>5}",
+            "rule", "benign", "attacks", "only"
+        );
+        for (rule, (b, a, o)) in &stats {
+            println!("{rule:32} {b:>7} {a:>7} {o:>5}");
         }
     }
     let (mut an, mut ad) = (0, 0);

@@ -2,10 +2,11 @@
 //! configure time, and the only place a policy can be refused.
 
 use crate::behaviour::CompiledBehaviour;
+use crate::detect;
 use crate::model::{Category, Mode, RuleAction, Severity};
 use crate::policy::{PolicyDocument, PolicyError};
 use crate::routes::RoutePattern;
-use crate::signatures::{packs, SignatureSet, SignatureSource};
+use crate::signatures::{packs, MatcherSource, SignatureSet, SignatureSource};
 use crate::targets::{Scope, TargetKind};
 
 /// A rule as the request path sees it, after pack settings and overrides.
@@ -108,6 +109,8 @@ pub struct CompiledPolicy {
     /// `enabled[i]` tells whether rule `i` can fire (disabled rules keep their slot).
     pub(crate) enabled: Vec<bool>,
     pub(crate) signatures: SignatureSet,
+    /// Index of the first of [`detect::protocol::RULES`] in `rules`.
+    pub(crate) protocol_base: usize,
     pub(crate) routes: Vec<CompiledRoute>,
     pub(crate) exceptions: Vec<CompiledException>,
     pub(crate) api_key_headers: Vec<String>,
@@ -176,10 +179,43 @@ impl CompiledPolicy {
                     scope: def.scope,
                     target_name: None,
                     literals: def.literals.iter().map(|l| (*l).to_owned()).collect(),
-                    pattern: def.pattern,
+                    matcher: MatcherSource::Regex(def.pattern),
                     case_insensitive: true,
                 });
             }
+            push_rule(info, on, &mut rules);
+        }
+        for def in detect::BUILTIN {
+            let info = RuleInfo {
+                id: def.id.into(),
+                category: def.category,
+                severity: def.severity,
+                action: RuleAction::Block,
+                description: def.description.into(),
+            };
+            let (info, on) = apply_overrides(&document, &pack_settings, info);
+            for gate in def.gates.iter().filter(|_| on) {
+                sources.push(SignatureSource {
+                    rule: rules.len(),
+                    scope: def.scope,
+                    target_name: None,
+                    literals: gate.literals.iter().map(|l| (*l).to_owned()).collect(),
+                    matcher: MatcherSource::Native(gate.detect),
+                    case_insensitive: true,
+                });
+            }
+            push_rule(info, on, &mut rules);
+        }
+        let protocol_base = rules.len();
+        for def in detect::protocol::RULES {
+            let info = RuleInfo {
+                id: def.id.into(),
+                category: def.category,
+                severity: def.severity,
+                action: RuleAction::Block,
+                description: def.description.into(),
+            };
+            let (info, on) = apply_overrides(&document, &pack_settings, info);
             push_rule(info, on, &mut rules);
         }
         for name in document.rules.keys() {
@@ -214,7 +250,7 @@ impl CompiledPolicy {
                         scope,
                         target_name,
                         literals: pattern.literals.clone(),
-                        pattern: &pattern.regex,
+                        matcher: MatcherSource::Regex(&pattern.regex),
                         case_insensitive: !rule.case_sensitive,
                     });
                 }
@@ -254,6 +290,7 @@ impl CompiledPolicy {
             rules,
             enabled,
             signatures,
+            protocol_base,
             routes,
             exceptions,
             behaviour,

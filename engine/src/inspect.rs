@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use crate::compiled::{Check, CompiledPolicy, ExceptionRule, RuleInfo};
+use crate::detect::protocol;
 use crate::jwt::{check_bearer, JwtProblem};
 use crate::model::{Mode, RuleAction, Severity};
 use crate::normalize::{normalize, normalize_path, percent_decode, Encoding};
@@ -102,6 +103,7 @@ impl CompiledPolicy {
         let mut run = Inspection::new(self, request);
         run.signatures(request);
         run.header_checks(request, now_unix_secs);
+        run.protocol(request);
         run.finish(request)
     }
 }
@@ -311,6 +313,17 @@ impl<'p, 'r> Inspection<'p, 'r> {
                 }
             }
         }
+    }
+
+    /// Request-level protocol checks (`detect::protocol`): method, overrides, framing headers.
+    fn protocol(&mut self, request: &Request<'_>) {
+        let policy = self.policy;
+        protocol::check(request.method, request.target, request.headers, |p| {
+            let rule = policy.protocol_base + p.rule;
+            if policy.enabled[rule] {
+                self.record(rule, TargetKind::Header, p.header.as_bytes(), p.evidence);
+            }
+        });
     }
 
     fn finish(self, request: &Request<'_>) -> Verdict<'p> {

@@ -6,6 +6,7 @@
 
 pub mod behaviour;
 pub mod compiled;
+pub mod detect;
 pub mod inspect;
 pub mod jwt;
 pub mod model;

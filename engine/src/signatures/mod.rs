@@ -1,11 +1,13 @@
 //! Signature matching: one Aho-Corasick pass over a value finds which rules' literals occur,
-//! then only those rules' regexes run. Everything is compiled once, at configure time.
+//! then only those rules' matchers run: a regex, or a native detector (`crate::detect`) that
+//! parses the value. Everything is compiled once, at configure time.
 
 pub mod packs;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 
+use crate::detect::Detect;
 use crate::targets::{Scope, TargetKind};
 
 /// Bounds on compiled regex size, so a hostile custom rule cannot exhaust the proxy's memory.
@@ -17,7 +19,20 @@ pub struct CompiledSignature {
     pub scope: Scope,
     /// Only values of targets with this (lower-case) name, e.g. one header or parameter.
     pub target_name: Option<Vec<u8>>,
-    pub regex: Regex,
+    pub matcher: Matcher,
+}
+
+/// How a signature decides, once its literals were seen.
+pub enum Matcher {
+    Regex(Regex),
+    Native(Detect),
+}
+
+/// A matcher before compilation.
+#[derive(Clone, Copy)]
+pub enum MatcherSource<'a> {
+    Regex(&'a str),
+    Native(Detect),
 }
 
 /// A signature waiting to be compiled.
@@ -26,7 +41,7 @@ pub struct SignatureSource<'a> {
     pub scope: Scope,
     pub target_name: Option<Vec<u8>>,
     pub literals: Vec<String>,
-    pub pattern: &'a str,
+    pub matcher: MatcherSource<'a>,
     pub case_insensitive: bool,
 }
 
@@ -60,13 +75,18 @@ impl SignatureSet {
         let mut unfiltered = Vec::new();
         let mut signatures = Vec::with_capacity(sources.len());
         for (index, src) in sources.into_iter().enumerate() {
-            let regex = RegexBuilder::new(src.pattern)
-                .case_insensitive(src.case_insensitive)
-                .unicode(false)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .dfa_size_limit(REGEX_SIZE_LIMIT)
-                .build()
-                .map_err(|e| (src.rule, PatternError(e.to_string())))?;
+            let matcher = match src.matcher {
+                MatcherSource::Regex(pattern) => Matcher::Regex(
+                    RegexBuilder::new(pattern)
+                        .case_insensitive(src.case_insensitive)
+                        .unicode(false)
+                        .size_limit(REGEX_SIZE_LIMIT)
+                        .dfa_size_limit(REGEX_SIZE_LIMIT)
+                        .build()
+                        .map_err(|e| (src.rule, PatternError(e.to_string())))?,
+                ),
+                MatcherSource::Native(detect) => Matcher::Native(detect),
+            };
             let index = u16::try_from(index)
                 .map_err(|_| (src.rule, PatternError("too many rules".into())))?;
             if src.literals.is_empty() {
@@ -86,7 +106,7 @@ impl SignatureSet {
                 rule: src.rule,
                 scope: src.scope,
                 target_name: src.target_name,
-                regex,
+                matcher,
             });
         }
         let prefilter = if literals.is_empty() {
@@ -161,11 +181,15 @@ impl SignatureSet {
                         continue;
                     }
                 }
-                if let Some(m) = sig.regex.find(value) {
+                let found = match &sig.matcher {
+                    Matcher::Regex(regex) => regex.find(value).map(|m| (m.start(), m.end())),
+                    Matcher::Native(detect) => detect(value),
+                };
+                if let Some((start, end)) = found {
                     on_match(SignatureMatch {
                         rule: sig.rule,
-                        start: m.start(),
-                        end: m.end(),
+                        start,
+                        end,
                     });
                 }
             }
@@ -205,7 +229,7 @@ mod tests {
             scope: Scope::VALUES,
             target_name: None,
             literals: vec!["evil".into()],
-            pattern: r"evil\d",
+            matcher: MatcherSource::Regex(r"evil\d"),
             case_insensitive: true,
         }])
         .unwrap();

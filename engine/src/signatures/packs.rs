@@ -27,6 +27,8 @@ const ALL: Scope = Scope::ALL;
 const UA: Scope = Scope::of(&[TargetKind::UserAgent]);
 const PATH: Scope = Scope::of(&[TargetKind::Path]);
 const KEYS: Scope = Scope::of(&[TargetKind::QueryName, TargetKind::BodyKey]);
+/// Bodies: a parsed field or the raw text.
+const BODY: Scope = Scope::of(&[TargetKind::BodyValue, TargetKind::BodyRaw]);
 /// Where a raw line break never belongs: the request line and header fields.
 const LINE: Scope = Scope::of(&[
     TargetKind::Path,
@@ -36,6 +38,14 @@ const LINE: Scope = Scope::of(&[
     TargetKind::UserAgent,
     TargetKind::Cookie,
 ]);
+
+/// Literals for a rule whose match starts with a quote (or backtick) followed by one of the
+/// given strings: apostrophes inside words (O'Brien, it's) then never run its regex.
+macro_rules! after_quote {
+    ($($s:literal),* $(,)?) => {
+        &[$(concat!("'", $s), concat!("\"", $s), concat!("`", $s)),*]
+    };
+}
 
 /// Shell commands that attackers chain after a separator.
 macro_rules! shell_commands {
@@ -63,7 +73,7 @@ pub const BUILTIN: &[SignatureDef] = &[
         category: Sqli,
         severity: Critical,
         scope: V,
-        literals: &["'", "\"", "`"],
+        literals: after_quote!(" ", "\t", "\n", "\r", "\x0b", "\x0c", ")", "or", "and", "xor", "|", "&"),
         pattern: r#"['"`][\s)]*(?:or|and|xor|\|\||&&)[\s(]*(?:(?:not\s+)?(?:true|false|null)\b|['"`]?[\w.@$]*['"`]?\s*(?:=|<|>|!=|<>|\blike\b|\brlike\b|\bregexp\b|\bis\b|\bbetween\b|\bin\s*\()|[\w(]+\s*(?:--|#|;|$)|\d)"#,
         description: "a quote closes the string and a boolean condition follows",
     },
@@ -98,8 +108,15 @@ pub const BUILTIN: &[SignatureDef] = &[
         category: Sqli,
         severity: Critical,
         scope: V,
-        literals: &["'", "\"", "`", ")"],
-        pattern: r#"['"`)]\s*(?:;\s*)?(?:--(?:\s|$|[-+])|#|/\*|;\s*$|\s*\x00)"#,
+        literals: &[
+            "' ", "'\t", "'\n", "'\r", "'\x0b", "'\x0c", "';", "'-", "'#", "'/", "\" ", "\"\t", "\"\n",
+            "\"\r", "\"\x0b", "\"\x0c", "\";", "\"-", "\"#", "\"/", "` ", "`\t", "`\n", "`\r", "`\x0b",
+            "`\x0c", "`;", "`-", "`#", "`/", ") ", ")\t", ")\n", ")\r", ")\x0b", ")\x0c", ");", ")-", ")#",
+            ")/",
+        ],
+        // Glued to the quote (`'--`, `')#`), or spaced but ending the value: a quoted word
+        // followed by " -- and more prose" is punctuation.
+        pattern: r#"['"`)](?:\s*;)?(?:--(?:\s|$|[-+])|#(?:\W|$)|/\*)|['"`)]\s*(?:;\s*)?(?:--(?:[-+]|\s[-+\w]{0,6})?|#\s*\S{0,6}|/\*.*)$|['"`)]\s*;\s*$"#,
         description: "a quote or parenthesis closed, the rest of the query commented out",
     },
     SignatureDef {
@@ -200,7 +217,8 @@ pub const BUILTIN: &[SignatureDef] = &[
             "hex(",
             "0x",
         ],
-        pattern: r"['\d)]\s*(?:\|\||\+|,|\s(?:and|or)\s)\s*(?:char|chr|concat(?:_ws)?|group_concat|cast|convert|version|database|user|current_user|substr(?:ing)?|ascii|hex|unhex|md5|if|case)\s*\(|\b(?:select|union)\b.{0,40}\b(?:char|chr|concat|version|database|user)\s*\(|\bconcat(?:_ws)?\s*\(\s*0x[0-9a-f]+|(?:=|\bin\s*\()\s*0x[0-9a-f]{8,}\b",
+        // Calls with SQL-shaped arguments: "5, user(s)" and "select the user(s)" are prose.
+        pattern: r"['\d)]\s*(?:\|\||\+|,|\s(?:and|or)\s)\s*(?:(?:char|chr|concat(?:_ws)?|group_concat|cast|convert|substr(?:ing)?|ascii|hex|unhex|md5)\s*\(\s*(?:\d|'|0x|@|\(|select\b|[a-z_]+\s*\()|(?:version|database|user|current_user)\s*\(\s*\)|if\s*\([^,)]*[=<>])|\b(?:select|union)\b.{0,40}\b(?:(?:char|chr|concat)\s*\(\s*(?:\d|'|0x|@|\()|(?:version|database|user)\s*\(\s*\))|\bconcat(?:_ws)?\s*\(\s*0x[0-9a-f]+|(?:=|\bin\s*\()\s*0x[0-9a-f]{8,}\b",
         description: "string-building and fingerprinting functions spliced into a query",
     },
     SignatureDef {
@@ -354,8 +372,30 @@ pub const BUILTIN: &[SignatureDef] = &[
         severity: Critical,
         scope: V,
         literals: &["<"],
-        pattern: r"<\s*/?\s*(?:iframe|frame|frameset|object|embed|applet|svg|math|base|meta|isindex|xss|xml|import|\?import|layer|ilayer|bgsound|xmp|plaintext|listing|noscript|noembed|noframes|head|html|body|title|textarea|stylesheet|link\s[^>]*rel|style|form\s[^>]*action|input\s[^>]*(?:autofocus|formaction)|button\s[^>]*formaction|img\s[^>]*src\s*=\s*['`\x22]?\s*(?:x|#|/|javascript|\s*>|\w+:\w+)\b|video|audio|source|marquee|details\s[^>]*open|body\s[^>]*\bon|keygen|template|portal|animate|set\s|handler|listener)[\s/>]",
-        description: "an element used to run script or load remote content",
+        pattern: r"<\s*/?\s*(?:iframe|frame|frameset|object|embed|applet|base|isindex|xss|xml|import|\?import|layer|ilayer|bgsound|portal|handler|listener)[\s/>]",
+        description: "an element that runs script or loads remote content by itself",
+    },
+    SignatureDef {
+        id: "xss-context-polyglot",
+        category: Xss,
+        severity: Critical,
+        scope: V,
+        literals: &["-->", "]]>"],
+        // Closers for several contexts at once (quotes of two kinds, a comment, CDATA): a probe
+        // that breaks out wherever it lands; text and documents close one context at a time.
+        pattern: r#"["'`]\s*["'`][^\n]{0,8}?(?:--!?>|\]\]>)|(?:--!?>|\]\]>)[^\n]{0,8}?["'`]\s*["'`]|-->\s*\]\]>|\]\]>\s*-->"#,
+        description: "a polyglot that closes quotes, comments and CDATA together to escape any context",
+    },
+    SignatureDef {
+        id: "xss-markup-structure",
+        category: Xss,
+        severity: High,
+        scope: V,
+        literals: &["<"],
+        // Page structure and media tags are harmless alone (HTML e-mail templates have
+        // <html>, <style>, <meta>, <link rel>): high, so they block only with other evidence.
+        pattern: r"<\s*/?\s*(?:svg|math|meta|xmp|plaintext|listing|noscript|noembed|noframes|head|html|body|title|textarea|stylesheet|link\s[^>]*rel|style|form\s[^>]*action|input\s[^>]*(?:autofocus|formaction)|button\s[^>]*formaction|img\s[^>]*src\s*=\s*['`\x22]?\s*(?:x|#|javascript|\s*>)(?:['`\x22\s>]|$)|video|audio|source|marquee|details\s[^>]*open|keygen|template|animate|set\s)[\s/>]",
+        description: "page-structure, media or form markup that XSS payloads use to set up script",
     },
     SignatureDef {
         id: "xss-script-call",
@@ -378,7 +418,7 @@ pub const BUILTIN: &[SignatureDef] = &[
             "self[",
             "constructor",
         ],
-        pattern: r"\b(?:alert|prompt|confirm|eval|atob|settimeout|setinterval)\s*(?:\(|`|&#|\.call|\.apply)|\bdocument\s*\.\s*(?:cookie|domain|write|location)|\bwindow\s*\.\s*(?:location|open|name)\b|fromcharcode\s*\(|\.innerhtml\s*=|\b(?:top|self|parent|window)\s*\[\s*['\x22`]|\bconstructor\s*\.\s*constructor\s*\(|\[\s*['\x22]constructor",
+        pattern: r"\b(?:alert|prompt|confirm|eval|atob|settimeout|setinterval)\s*(?:\(|`|&#|\.call|\.apply)|[(+=,;:]\s*document\s*\.\s*(?:cookie|domain|location)\b|\bdocument\s*\.\s*(?:cookie|domain|location)\s*[)+;=,]|\bdocument\s*\.\s*write(?:ln)?\s*\(|\bwindow\s*\.\s*(?:location|name)\s*[)+;=,]|\bwindow\s*\.\s*open\s*\(|fromcharcode\s*\(|\.innerhtml\s*=|\b(?:top|self|parent|window)\s*\[\s*['\x22`]|\bconstructor\s*\.\s*constructor\s*\(|\[\s*['\x22]constructor",
         description: "a script sink or dialog call",
     },
     SignatureDef {
@@ -403,7 +443,9 @@ pub const BUILTIN: &[SignatureDef] = &[
         severity: High,
         scope: V,
         literals: &[">", "<!--", "<!["],
-        pattern: r#"['"`]\s*>\s*<\s*[a-z!/]|<!--\s*\[if|<!\s*\[\s*(?:end)?if|<!\[cdata\[[^\]]*<|<[a-z]+\s[^>]*style\s*=\s*['"]?[^>]*url\s*\("#,
+        // The quote must be the value's first of its kind and outside any tag: `"><svg` breaks
+        // out; `<img alt="x"><video>` in rich text is markup closing its own attribute.
+        pattern: r#"^[^"<]*"\s*>\s*<\s*[a-z!/]|^[^'<]*'\s*>\s*<\s*[a-z!/]|^[^`<]*`\s*>\s*<\s*[a-z!/]|<!--\s*\[if|<!\s*\[\s*(?:end)?if|<!\[cdata\[[^\]]*<"#,
         description: "an attribute closed to start new markup",
     },
     // ---------------------------------------------------------------- command injection
@@ -412,9 +454,12 @@ pub const BUILTIN: &[SignatureDef] = &[
         category: Cmdi,
         severity: Critical,
         scope: V,
-        literals: &[";", "|", "&", "`", "$(", "\n"],
-        pattern: concat!(r"(?:^|[;|`\n&]|\$\()\s*(?:\{\s*)?", shell_commands!()),
-        description: "a shell separator followed by a command",
+        // `;` and a single `&` are punctuation in prose ("cat food; grain free"), newlines and
+        // backticks are markdown: those are left to cmdi-shell-syntax, which checks the
+        // command's arguments and knows code spans and fences.
+        literals: &["|", "&&", "$("],
+        pattern: concat!(r"(?:\||&&|\$\()\s*(?:\{\s*)?", shell_commands!()),
+        description: "a pipe, `&&` or `$(` followed by a command",
     },
     SignatureDef {
         id: "cmdi-shell-paths",
@@ -441,8 +486,9 @@ pub const BUILTIN: &[SignatureDef] = &[
         category: Cmdi,
         severity: Critical,
         scope: V,
-        literals: &["$(", "`", "${"],
-        pattern: concat!(r"(?:\$\(|`)\s*", shell_commands!()),
+        // Backticks are markdown code spans too: cmdi-shell-syntax tells the two apart.
+        literals: &["$("],
+        pattern: concat!(r"\$\(\s*", shell_commands!()),
         description: "command substitution",
     },
     SignatureDef {
@@ -503,6 +549,15 @@ pub const BUILTIN: &[SignatureDef] = &[
         pattern: r"\bfile:/",
         description: "a file: URL",
     },
+    SignatureDef {
+        id: "traversal-unc-or-stream",
+        category: PathTraversal,
+        severity: Critical,
+        scope: V,
+        literals: &["\\\\", "::$"],
+        pattern: r"^\\\\[\w.$-]+\\[\w$.-]|::\$(?:data|index_allocation|bitmap)\b",
+        description: "a UNC path to another host, or an NTFS stream suffix that exposes source",
+    },
     // ---------------------------------------------------------------- JNDI / log4shell
     SignatureDef {
         id: "jndi-lookup",
@@ -512,6 +567,15 @@ pub const BUILTIN: &[SignatureDef] = &[
         literals: &["${", "jndi"],
         pattern: r"\$\{[^}]{0,80}?(?:jndi|\$\{|lower:|upper:|env:|sys:|java:|date:|base64:|main:|bundle:|ctx:|docker:|k8s:|log4j:|spring:|web:|marker:|sd:|map:|event:|::-)|\bjndi\s*:\s*(?:ldaps?|rmi|dns|iiop|corba|nds|nis|http|https)\b",
         description: "a Log4j lookup (JNDI or nested obfuscation)",
+    },
+    SignatureDef {
+        id: "jndi-interpolation-lookup",
+        category: Jndi,
+        severity: Critical,
+        scope: ALL,
+        literals: &["${"],
+        pattern: r"\$\{\s*(?:script\s*:\s*(?:javascript|js|nashorn|groovy|jexl|rhino)\b|dns\s*:\s*(?:address|canonical-name|name)\b|url\s*:\s*(?:utf-8|ascii|iso-8859-1)\s*:|file\s*:\s*(?:utf-8|ascii|iso-8859-1)\s*:|(?:base64decoder|urldecoder|xml|const)\s*:[^}]*[:(/])",
+        description: "an Apache Commons Text interpolation lookup that runs script or reaches the network (Text4Shell)",
     },
     // ---------------------------------------------------------------- SSRF
     SignatureDef {
@@ -541,7 +605,7 @@ pub const BUILTIN: &[SignatureDef] = &[
         severity: Critical,
         scope: V,
         literals: &["://"],
-        pattern: r"\b[a-z][a-z0-9+.-]*://(?:[^/?#@\s]*@)?(?:localhost|127(?:\.\d{1,3}){0,3}|0(?:\.0){0,3}|0x[0-9a-f]+(?:\.0x[0-9a-f]+)*|0[0-7]+(?:\.\d+){0,3}|\d{8,10}|10\.\d{1,3}\.\d{1,3}\.\d{1,3}|192\.168\.\d{1,3}\.\d{1,3}|172\.(?:1[6-9]|2\d|3[01])\.\d{1,3}\.\d{1,3}|\[[0-9a-f:.]*\]|[\w.-]*\.(?:internal|local|localdomain|localtest\.me|nip\.io|xip\.io|sslip\.io)|[\w-]+\.[\w.-]*\.r3dir\.me|\d+\.r3dir\.me|[\w.-]*(?:burpcollaborator\.net|oastify\.com|oast\.(?:me|pro|live|site|online|fun))|spoofed\.[\w.-]+)(?::\d+)?(?:[/?#\s]|$)",
+        pattern: r"\b[a-z][a-z0-9+.-]*://(?:[^/?#@\s]*@)?(?:localhost|127(?:\.\d{1,3}){0,3}|0(?:\.0){0,3}|0x[0-9a-f]+(?:\.0x[0-9a-f]+)*|0[0-7]+(?:\.\d+){0,3}|\d{8,10}|10\.\d{1,3}\.\d{1,3}\.\d{1,3}|192\.168\.\d{1,3}\.\d{1,3}|172\.(?:1[6-9]|2\d|3[01])\.\d{1,3}\.\d{1,3}|\[[0-9a-f:.]*\]|[\w.-]*\.(?:internal|local|localdomain|localtest\.me|nip\.io|xip\.io|sslip\.io|svc|svc\.cluster\.local)|kubernetes\.default|[\w-]+\.[\w.-]*\.r3dir\.me|\d+\.r3dir\.me|[\w.-]*(?:burpcollaborator\.net|oastify\.com|oast\.(?:me|pro|live|site|online|fun))|spoofed\.[\w.-]+)(?::\d+)?(?:[/?#\s]|$)",
         description: "a URL that points at loopback, a private network or a rebinding service",
     },
     SignatureDef {
@@ -691,6 +755,59 @@ pub const BUILTIN: &[SignatureDef] = &[
         pattern: r"%\{[^}]*(?:#|@|\()|#_memberaccess|@java\.lang|\bognl\w*\b|#context\[|class\.module\.classloader|\bclassloader\.resources",
         description: "OGNL/EL expressions (Struts, Spring4Shell)",
     },
+    SignatureDef {
+        id: "code-php-object-injection",
+        category: CodeInjection,
+        severity: Critical,
+        scope: V,
+        literals: &[
+            "o:1", "o:2", "o:3", "o:4", "o:5", "o:6", "o:7", "o:8", "o:9", "c:1", "c:2", "c:3",
+            "c:4", "c:5", "c:6", "c:7", "c:8", "c:9",
+        ],
+        pattern: r#"(?:^|[;{:\s])[oc]:\d+:"[\w\\]{1,200}":\d+:\{"#,
+        description: "a serialized PHP object (object injection into unserialize)",
+    },
+    SignatureDef {
+        id: "code-deserialization",
+        category: CodeInjection,
+        severity: Critical,
+        scope: V,
+        literals: &[
+            "ro0ab",
+            "aced0005",
+            "aaeaaad/////",
+            "c__builtin__",
+            "cos\n",
+            "cposix\n",
+            "csubprocess\n",
+            "!!python/",
+            "!!javax",
+            "!!java.",
+            "!!com.sun",
+            "!ruby/",
+            "_$$nd_func$$_",
+        ],
+        pattern: r"(?-i:rO0AB[A-Za-z0-9+/]{4})|\baced0005|(?-i:AAEAAAD/////)|\bc(?:__builtin__|os|posix|subprocess)\n(?:system|popen|eval|exec|check_output|call|getoutput|spawn\w*)\n|!!python/(?:object|name|module)|!!(?:javax|java|com\.sun)\.[\w.]+|!ruby/(?:object|hash|struct)|_\$\$nd_func\$\$_",
+        description: "a serialized Java, .NET, Python, YAML or node-serialize object that runs code when read",
+    },
+    SignatureDef {
+        id: "code-prototype-pollution",
+        category: CodeInjection,
+        severity: Critical,
+        scope: V,
+        literals: &["__proto__", "prototype"],
+        pattern: r#"__proto__|\bconstructor\s*(?:\[\s*['"]?|\.)\s*prototype\b"#,
+        description: "a key that reaches Object.prototype (prototype pollution)",
+    },
+    SignatureDef {
+        id: "code-ssi-injection",
+        category: CodeInjection,
+        severity: Critical,
+        scope: V,
+        literals: &["<!--#", "<!-- #", "<!--\t#"],
+        pattern: r"<!--\s*#\s*(?:exec|include|echo|config|printenv|fsize|flastmod|set|if|elif)\b",
+        description: "a server-side include directive",
+    },
     // ---------------------------------------------------------------- LDAP / XPath
     SignatureDef {
         id: "ldapi-filter-injection",
@@ -706,7 +823,10 @@ pub const BUILTIN: &[SignatureDef] = &[
         category: Ldapi,
         severity: Critical,
         scope: V,
-        literals: &["'", "\""],
+        literals: &[
+            "' ", "'\t", "'\n", "'\r", "'\x0b", "'\x0c", "'or", "']", "\" ", "\"\t", "\"\n", "\"\r",
+            "\"\x0b", "\"\x0c", "\"or", "\"]", "//*",
+        ],
         pattern: r#"['"]\s*or\s+(?:name|local-name|count|string-length|contains|substring|position|last|text|node)\s*\(|['"]\s*\]\s*\|\s*//|//\*\s*\["#,
         description: "XPath expressions injected into a query",
     },
@@ -719,6 +839,24 @@ pub const BUILTIN: &[SignatureDef] = &[
         literals: &["\r", "\n"],
         pattern: r"[\r\n]+\s*(?:(?:set-cookie|location|content-(?:type|length|disposition)|refresh|link|x-[\w-]+|access-control-allow-[\w-]+)\s*:|http/\d(?:\.\d)?\s+\d{3}\b|<\s*(?:html|script|svg|body)\b)",
         description: "a line break that starts a new header or response (header injection, response splitting)",
+    },
+    SignatureDef {
+        id: "protocol-smuggled-request",
+        category: Protocol,
+        severity: Critical,
+        scope: BODY,
+        literals: &["http/1."],
+        pattern: r"(?:^|\n)[ \t]*(?:[0-9a-f]{1,8}\r?\n)?[a-z]{3,12} +(?:/|https?://)\S* +http/1\.[01]\r?\n[\w-]+[ \t]*:",
+        description: "a second HTTP request inside a body (request smuggling, desync)",
+    },
+    SignatureDef {
+        id: "xss-utf7",
+        category: Xss,
+        severity: Critical,
+        scope: V,
+        literals: &["+adw-"],
+        pattern: r"(?-i:\+ADw-)(?:/|\+AC8-)?\s*(?:script|img|svg|iframe|body|style|a|div|input|meta|object|embed|x)\b",
+        description: "markup written in UTF-7 (+ADw-script+AD4-)",
     },
     // ---------------------------------------------------------------- scanners
     SignatureDef {
@@ -792,10 +930,21 @@ pub const BUILTIN: &[SignatureDef] = &[
             "log4j-scan",
             "dirsearch",
             "katana",
-            "masscan",
-            "nmap",
+            "blackwidow",
+            "cgichk",
+            "bbqsql",
+            "absinthe",
+            "httprint",
+            "n-stealth",
+            "nsauditor",
+            "pmafind",
+            "grendel-scan",
+            "hakrawler",
+            "l9explore",
+            "leakix",
+            "sqlsus",
         ],
-        pattern: r"\b(?:nikto|sqlmap|nmap|masscan|zgrab|nuclei|arachni|wfuzz|fuzz faster u fool|ffuf|feroxbuster|gobuster|dirbuster|dirb|acunetix|netsparker|w3af|openvas|nessus|zmeu|xspider|havij|jaeles|whatweb|wpscan|joomscan|appscan|webinspect|skipfish|paros|commix|hydra|dotdotpwn|grabber|vega|uniscan|jorgee|morfeus|burp(?:suite|collaborator)?|qualys|projectdiscovery|owasp[ _-]?zap|zaproxy|nettacker|xsstrike|fimap|webshag|brutus|medusa|interactsh|detectify|wapiti|pangolin|bsqlbf|sqlninja|teh forest|mysqloit|webvulnscan|crimscanner|struts-pwn|log4j-scan|dirsearch|katana)\b",
+        pattern: r"\b(?:nikto|sqlmap|nmap|masscan|zgrab|nuclei|arachni|wfuzz|fuzz faster u fool|ffuf|feroxbuster|gobuster|dirbuster|dirb|acunetix|netsparker|w3af|openvas|nessus|zmeu|xspider|havij|jaeles|whatweb|wpscan|joomscan|appscan|webinspect|skipfish|paros|commix|hydra|dotdotpwn|grabber|vega|uniscan|jorgee|morfeus|burp(?:suite|collaborator)?|qualys|projectdiscovery|owasp[ _-]?zap|zaproxy|nettacker|xsstrike|fimap|webshag|brutus|medusa|interactsh|detectify|wapiti|pangolin|bsqlbf|sqlninja|teh forest|mysqloit|webvulnscan|crimscanner|struts-pwn|log4j-scan|dirsearch|katana|blackwidow|cgichk|bbqsql|absinthe|httprint|n-stealth|nsauditor|pmafind|grendel-scan|hakrawler|l9explore|leakix|sqlsus)\b",
         description: "a known vulnerability scanner or attack tool",
     },
     SignatureDef {
@@ -851,5 +1000,47 @@ pub const BUILTIN: &[SignatureDef] = &[
         ],
         pattern: r"/(?:\.git(?:/|$)|\.svn(?:/|$)|\.hg(?:/|$)|\.env(?:\.\w+)?$|\.aws/|\.ds_store$|wp-(?:admin|login\.php|config)|xmlrpc\.php|phpmyadmin|pma/|server-(?:status|info)$|cgi-bin/|actuator/(?:env|heapdump|mappings|jolokia|gateway|shutdown|threaddump|loggers)|web-inf/|manager/html|jmx-console|solr/admin|\.idea/|\.vscode/|phpinfo(?:\.php)?$|(?:shell|cmd|c99|r57|webshell)\.(?:php|asp|aspx|jsp)$|(?:backup|dump|db|database)\.(?:sql|zip|tar\.gz|bak)$|[\w-]+\.(?:bak|old|orig|swp)$|vendor/phpunit/|telescope/requests|_profiler/|\.npmrc$|\.dockerenv$|docker-compose\.ya?ml$|debug/pprof|_ignition/|hnap1|boaform)",
         description: "a path that only scanners request (VCS folders, admin consoles, backups)",
+    },
+    SignatureDef {
+        id: "scanner-secret-file",
+        category: Scanner,
+        severity: Critical,
+        scope: PATH,
+        literals: &[
+            "/.env", "/.ht", "/.git", "/.svn", "/.hg", "/.bzr", "/cvs/", ".ds_store", "/.ssh",
+            "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "authorized_keys", "_history", "/.npmrc",
+            "/.pypirc", "/.netrc", "/.pgpass", "/.s3cfg", "/.boto", "/.dockercfg", "/.ftpconfig",
+            "sftp-config", "/.aws/", "/.kube/",
+        ],
+        pattern: r"/(?:\.git|\.svn|\.hg|\.bzr|\.ssh|\.aws|\.kube)/|/(?:\.env(?:\.[\w-]+)?|\.ht(?:passwd|access|digest)|\.gitconfig|\.git-credentials|cvs/(?:entries|root)|\.ds_store|id_(?:rsa|dsa|ecdsa|ed25519)(?:\.pub)?|authorized_keys|\.(?:bash|zsh|mysql|psql|sh|python)_history|\.(?:npmrc|pypirc|netrc|pgpass|s3cfg|boto|dockercfg|ftpconfig)|sftp-config\.json)(?:$|[/?;])",
+        description: "a dot-file or key that holds secrets (.env, .git, .htpasswd, SSH keys, shell history)",
+    },
+    SignatureDef {
+        id: "scanner-config-probe",
+        category: Scanner,
+        severity: Critical,
+        scope: PATH,
+        literals: &[
+            "config", "settings", "local.xml", "database.yml", "secrets.y", "web.xml", "server.xml",
+            "tomcat-users", "composer.", "package-lock", "yarn.lock", "gemfile", "pipfile",
+            "requirements.txt", "dockerfile", "docker-compose", ".dockerignore", ".gitlab-ci",
+            ".travis", "jenkinsfile", "phpinfo", "info.php", "test.php", ".axd", "global.asa",
+            "install.php", "setup.php", "adminer", "xmlrpc",
+        ],
+        // Only near the root: deeper, these names are content (a repository browser, docs).
+        pattern: r"^/(?:[^/]+/)?(?:wp-config\.php|configuration\.php|config\.inc\.php|localsettings\.php|(?:local_)?settings\.py|local\.xml|database\.yml|secrets\.ya?ml|web\.config|web\.xml|server\.xml|tomcat-users\.xml|composer\.(?:json|lock)|package-lock\.json|yarn\.lock|gemfile(?:\.lock)?|pipfile(?:\.lock)?|requirements\.txt|dockerfile|docker-compose\.ya?ml|\.dockerignore|\.gitlab-ci\.yml|\.travis\.yml|jenkinsfile|phpinfo\.php|info\.php|test\.php|elmah\.axd|trace\.axd|global\.asax?|install\.php|setup\.php|adminer\.php|xmlrpc\.php)$",
+        description: "an application configuration, dependency manifest or debug page requested at the root",
+    },
+    SignatureDef {
+        id: "scanner-backup-file",
+        category: Scanner,
+        severity: Critical,
+        scope: PATH,
+        literals: &[
+            ".bak", ".backup", ".old", ".orig", ".save", ".swp", ".swo", ".sav", "~", ".sql",
+            ".sqlite", ".mdb", ".dump", ".zip", ".tar", ".tgz", ".rar", ".7z", ".gz", ".bz2",
+        ],
+        pattern: r"\.(?:bak|backup|old|orig|save|swp|swo|sav)$|[\w.-]~$|\.(?:sql|sqlite3?|mdb|dump)(?:\.(?:gz|bz2|xz|zip|tar|tgz|7z))?$|/(?:backups?|dump|db|database|site|www|web|wwwroot|htdocs|public_html|html|data|archive|old|test|sql|home|root|admin)\.(?:zip|tar|tar\.gz|tgz|rar|7z|gz|bz2)$",
+        description: "a backup, editor swap file, database dump or site archive",
     },
 ];
