@@ -483,7 +483,7 @@ fn attacks_are_blocked_with_a_minimal_json_answer() {
         (
             "cmdi: chained command",
             RawRequest::get("/search?q=example.com%3B%20whoami"),
-            blocked("cmdi-chained-command", "cmdi"),
+            blocked("cmdi-shell-syntax", "cmdi"),
         ),
         (
             "traversal in the query",

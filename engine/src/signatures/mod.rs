@@ -54,8 +54,11 @@ pub struct SignatureSet {
     prefilter: Option<AhoCorasick>,
     /// For each prefilter literal, the signatures it triggers.
     literal_signatures: Vec<Vec<u16>>,
-    /// Signatures without literals: their regex always runs (custom regex rules).
+    /// Signatures without literals: their regex always runs (custom regex rules, rules on
+    /// the path or user agent).
     unfiltered: Vec<u16>,
+    /// The target kinds any of `unfiltered` applies to.
+    unfiltered_scope: Scope,
 }
 
 /// A match: which signature, and the matched bytes' range in the value.
@@ -73,6 +76,7 @@ impl SignatureSet {
         let mut literals: Vec<String> = Vec::new();
         let mut literal_signatures: Vec<Vec<u16>> = Vec::new();
         let mut unfiltered = Vec::new();
+        let mut unfiltered_scope = Scope(0);
         let mut signatures = Vec::with_capacity(sources.len());
         for (index, src) in sources.into_iter().enumerate() {
             let matcher = match src.matcher {
@@ -91,6 +95,7 @@ impl SignatureSet {
                 .map_err(|_| (src.rule, PatternError("too many rules".into())))?;
             if src.literals.is_empty() {
                 unfiltered.push(index);
+                unfiltered_scope = Scope(unfiltered_scope.0 | src.scope.0);
             }
             for lit in src.literals {
                 let lit = lit.to_ascii_lowercase();
@@ -127,6 +132,7 @@ impl SignatureSet {
             prefilter,
             literal_signatures,
             unfiltered,
+            unfiltered_scope,
         })
     }
 
@@ -160,9 +166,15 @@ impl SignatureSet {
                 }
             }
         }
-        for &sig in &self.unfiltered {
-            candidates[usize::from(sig) / 64] |= 1 << (sig % 64);
-            any = true;
+        // Only where they apply: a path-only rule must not make every body value pay for the
+        // candidate walk below.
+        if self.unfiltered_scope.contains(kind) {
+            for &sig in &self.unfiltered {
+                if self.signatures[usize::from(sig)].scope.contains(kind) {
+                    candidates[usize::from(sig) / 64] |= 1 << (sig % 64);
+                    any = true;
+                }
+            }
         }
         if !any {
             return;
@@ -203,9 +215,12 @@ mod tests {
 
     #[test]
     fn every_builtin_pattern_compiles_and_has_literals() {
+        // Rules on one value per request (the path, the user agent) may skip the prefilter
+        // (none does: on the user agent the regex scan cost more than the literals' memory).
+        let single = Scope::of(&[TargetKind::Path, TargetKind::UserAgent]);
         for def in packs::BUILTIN {
             assert!(
-                !def.literals.is_empty(),
+                !def.literals.is_empty() || def.scope.0 & !single.0 == 0,
                 "{} has no prefilter literal",
                 def.id
             );
