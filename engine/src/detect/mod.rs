@@ -84,6 +84,30 @@ pub(crate) fn eq_word(bytes: &[u8], lower: &str) -> bool {
     bytes.eq_ignore_ascii_case(lower.as_bytes())
 }
 
+/// Assertions the detectors' unit tests share.
+#[cfg(test)]
+pub(crate) mod check {
+    pub type Detect = fn(&[u8]) -> Option<(usize, usize)>;
+
+    /// Every value is detected.
+    pub fn all_hit(detect: Detect, values: &[&str]) {
+        let missed: Vec<_> = values
+            .iter()
+            .filter(|v| detect(v.as_bytes()).is_none())
+            .collect();
+        assert!(missed.is_empty(), "not detected: {missed:#?}");
+    }
+
+    /// No value is detected; failures show what matched.
+    pub fn none_hit(detect: Detect, values: &[&str]) {
+        let flagged: Vec<_> = values
+            .iter()
+            .filter_map(|v| detect(v.as_bytes()).map(|(a, b)| (v, &v[a..b])))
+            .collect();
+        assert!(flagged.is_empty(), "flagged: {flagged:#?}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

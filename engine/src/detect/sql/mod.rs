@@ -370,21 +370,12 @@ pub fn detect_bare(value: &[u8]) -> Option<(usize, usize)> {
 mod tests {
     use super::detect;
 
-    fn hit(v: &str) -> bool {
-        detect(v.as_bytes()).is_some()
-    }
-
     fn all_hit(values: &[&str]) {
-        let missed: Vec<_> = values.iter().filter(|v| !hit(v)).collect();
-        assert!(missed.is_empty(), "not detected: {missed:#?}");
+        crate::detect::check::all_hit(detect, values);
     }
 
     fn none_hit(values: &[&str]) {
-        let flagged: Vec<_> = values
-            .iter()
-            .filter_map(|v| detect(v.as_bytes()).map(|(a, b)| (v, &v[a..b])))
-            .collect();
-        assert!(flagged.is_empty(), "flagged: {flagged:#?}");
+        crate::detect::check::none_hit(detect, values);
     }
 
     #[test]
