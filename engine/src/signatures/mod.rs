@@ -1,10 +1,11 @@
 //! Signature matching: one Aho-Corasick pass over a value finds which rules' literals occur,
 //! then only those rules' regexes run. Everything is compiled once, at configure time.
 
+mod literals;
 pub mod packs;
 mod set;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use literals::LiteralScan;
 use regex::bytes::{Regex, RegexBuilder};
 use regex_automata::PatternID;
 
@@ -39,7 +40,7 @@ pub struct PatternError(pub String);
 
 pub struct SignatureSet {
     signatures: Vec<CompiledSignature>,
-    prefilter: Option<AhoCorasick>,
+    prefilter: Option<LiteralScan>,
     /// For each prefilter literal, the signatures it triggers.
     literal_signatures: Vec<Vec<u16>>,
     /// Signatures without literals: their regex always runs (custom regex rules).
@@ -105,15 +106,8 @@ impl SignatureSet {
         let prefilter = if literals.is_empty() {
             None
         } else {
-            Some(
-                AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    // A full DFA: one table lookup per byte on the request path; built once.
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .build(&literals)
-                    .map_err(|e| (0, PatternError(e.to_string())))?,
-            )
+            // A full DFA: one table lookup per byte on the request path; built once.
+            Some(LiteralScan::build(&literals).map_err(|e| (0, PatternError(e)))?)
         };
         Ok(SignatureSet {
             signatures,
@@ -146,13 +140,13 @@ impl SignatureSet {
         candidates.clear();
         candidates.resize(words, 0);
         let mut any = false;
-        if let Some(ac) = &self.prefilter {
-            for m in ac.find_overlapping_iter(value) {
-                for &sig in &self.literal_signatures[m.pattern().as_usize()] {
+        if let Some(prefilter) = &self.prefilter {
+            prefilter.for_each(value, |literal| {
+                for &sig in &self.literal_signatures[literal] {
                     candidates[usize::from(sig) / 64] |= 1 << (sig % 64);
                     any = true;
                 }
-            }
+            });
         }
         for &sig in &self.unfiltered {
             candidates[usize::from(sig) / 64] |= 1 << (sig % 64);
