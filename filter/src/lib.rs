@@ -10,6 +10,7 @@
 
 mod config;
 mod events;
+mod headers;
 mod http;
 mod metrics;
 mod service;
