@@ -1,6 +1,8 @@
 //! Turning a [`PolicyDocument`] into the structures the request path uses: done once, at
 //! configure time, and the only place a policy can be refused.
 
+use crate::jwt::TokenShape;
+use crate::memo::Memo;
 use crate::model::{Category, Mode, RuleAction, Severity};
 use crate::policy::{PolicyDocument, PolicyError};
 use crate::routes::RoutePattern;
@@ -111,7 +113,16 @@ pub struct CompiledPolicy {
     pub(crate) exceptions: Vec<CompiledException>,
     pub(crate) api_key_headers: Vec<String>,
     pub(crate) session_cookies: Vec<String>,
+    /// Signature matches (rule, matched text) of header values and parameter/key names.
+    pub(crate) scan_memo: Memo<Vec<(usize, Vec<u8>)>>,
+    /// Decoded bearer tokens.
+    pub(crate) token_memo: Memo<TokenShape>,
 }
+
+/// Slots of the per-policy memos (see [`crate::memo`]): enough for the headers and names of
+/// many distinct clients, a few hundred KiB at most.
+const SCAN_MEMO_SLOTS: usize = 512;
+const TOKEN_MEMO_SLOTS: usize = 128;
 
 impl std::fmt::Debug for CompiledPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -252,6 +263,8 @@ impl CompiledPolicy {
             signatures,
             routes,
             exceptions,
+            scan_memo: Memo::new(SCAN_MEMO_SLOTS),
+            token_memo: Memo::new(TOKEN_MEMO_SLOTS),
         })
     }
 

@@ -7,6 +7,7 @@
 pub mod compiled;
 pub mod inspect;
 pub mod jwt;
+mod memo;
 pub mod model;
 pub mod normalize;
 pub mod policy;
