@@ -7,7 +7,7 @@ mod set;
 
 use literals::LiteralScan;
 use regex::bytes::{Regex, RegexBuilder};
-use regex_automata::PatternID;
+use regex_automata::{PatternID, PatternSet};
 
 use crate::targets::{Scope, TargetKind};
 use set::{MatchSet, SetPattern};
@@ -136,47 +136,59 @@ impl SignatureSet {
         candidates: &mut Vec<u64>,
         mut on_match: impl FnMut(SignatureMatch),
     ) {
+        // One set pass first: on most values no pattern matches at all, and then neither the
+        // literal prefilter nor any regex needs to run.
+        if let Some(set) = &self.set {
+            let answered = set.matching(value, |found| {
+                if !found.is_empty() {
+                    self.run_candidates(kind, name, value, candidates, Some(found), &mut on_match);
+                }
+            });
+            if answered {
+                return;
+            }
+        }
+        self.run_candidates(kind, name, value, candidates, None, &mut on_match);
+    }
+
+    /// The signatures whose literal occurs in `value` and that apply to this target run their
+    /// regex, in signature order; with `found`, only those the set pass says can match.
+    fn run_candidates(
+        &self,
+        kind: TargetKind,
+        name: &[u8],
+        value: &[u8],
+        candidates: &mut Vec<u64>,
+        found: Option<&PatternSet>,
+        on_match: &mut dyn FnMut(SignatureMatch),
+    ) {
         let words = self.signatures.len().div_ceil(64);
         candidates.clear();
         candidates.resize(words, 0);
-        let mut any = false;
         if let Some(prefilter) = &self.prefilter {
             prefilter.for_each(value, |literal| {
                 for &sig in &self.literal_signatures[literal] {
                     candidates[usize::from(sig) / 64] |= 1 << (sig % 64);
-                    any = true;
                 }
             });
         }
         for &sig in &self.unfiltered {
             candidates[usize::from(sig) / 64] |= 1 << (sig % 64);
-            any = true;
         }
-        if !any {
-            return;
-        }
-        // Keep only the candidates that apply to this target.
-        let mut applicable = 0;
-        for (w, bits) in candidates.iter_mut().enumerate() {
-            let mut rest = *bits;
-            while rest != 0 {
-                let i = w * 64 + rest.trailing_zeros() as usize;
-                rest &= rest - 1;
-                let sig = &self.signatures[i];
-                let applies = sig.scope.contains(kind)
-                    && sig
-                        .target_name
-                        .as_ref()
-                        .is_none_or(|want| name.eq_ignore_ascii_case(want));
-                if applies {
-                    applicable += 1;
-                } else {
-                    *bits &= !(1 << (i % 64));
+        for_each_bit(candidates, |i| {
+            let sig = &self.signatures[i];
+            if !sig.scope.contains(kind) {
+                return;
+            }
+            if let Some(want) = &sig.target_name {
+                if !name.eq_ignore_ascii_case(want) {
+                    return;
                 }
             }
-        }
-        let run = |i: usize, on_match: &mut dyn FnMut(SignatureMatch)| {
-            let sig = &self.signatures[i];
+            let possible = found.is_none_or(|f| PatternID::new(i).is_ok_and(|p| f.contains(p)));
+            if !possible {
+                return;
+            }
             if let Some(m) = sig.regex.find(value) {
                 on_match(SignatureMatch {
                     rule: sig.rule,
@@ -184,23 +196,7 @@ impl SignatureSet {
                     end: m.end(),
                 });
             }
-        };
-        // Several regexes would each read the whole value: one set pass says which can match.
-        if applicable > 1 {
-            if let Some(set) = &self.set {
-                let answered = set.matching(value, |found| {
-                    for_each_bit(candidates, |i| {
-                        if PatternID::new(i).is_ok_and(|p| found.contains(p)) {
-                            run(i, &mut on_match);
-                        }
-                    })
-                });
-                if answered {
-                    return;
-                }
-            }
-        }
-        for_each_bit(candidates, |i| run(i, &mut on_match));
+        });
     }
 
     /// Heap bytes of the one-pass set (its DFA and the transition cache grown so far).

@@ -1,7 +1,7 @@
 //! One pass for many regexes: a lazy DFA built from every signature's pattern tells, in a single
-//! scan of a value, which patterns match anywhere in it. A long value with several candidate
-//! signatures is then read once instead of once per regex, and only the regexes that do match
-//! run again to find where.
+//! scan of a value, which patterns match anywhere in it. Most values match none, and then no
+//! other work is needed; a value with several candidate signatures is read once instead of once
+//! per regex, and only the regexes that do match run again to find where.
 //!
 //! It is exact: a pattern is reported iff its own regex finds a match. When the DFA cannot
 //! answer (its cache thrashes on odd input, or a Unicode word boundary meets non-ASCII text),
