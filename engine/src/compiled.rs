@@ -268,6 +268,12 @@ impl CompiledPolicy {
         })
     }
 
+    /// Builds what matching builds lazily (the one-pass set), so that the first request
+    /// after a policy switch does not pay for it. Tools that only validate skip this.
+    pub fn prepare(&self) {
+        self.signatures.prepare();
+    }
+
     pub fn document(&self) -> &PolicyDocument {
         &self.document
     }

@@ -96,6 +96,7 @@ impl FilterRoot {
         let Some(metrics) = self.metrics.clone() else {
             return;
         };
+        policy.prepare();
         self.shared = Some(Rc::new(Shared {
             policy,
             version,

@@ -1,9 +1,13 @@
-//! Signature matching: one Aho-Corasick pass over a value finds which rules' literals occur,
-//! then only those rules' regexes run. Everything is compiled once, at configure time.
+//! Signature matching: one pass of a set DFA over a value says which rules' regexes can match
+//! (usually none); then an Aho-Corasick pass finds which rules' literals occur, and only those
+//! rules' regexes run to find the match. Everything is compiled once per policy (the set on
+//! [`SignatureSet::prepare`] or first use).
 
 mod literals;
 pub mod packs;
 mod set;
+
+use std::sync::OnceLock;
 
 use literals::LiteralScan;
 use regex::bytes::{Regex, RegexBuilder};
@@ -45,8 +49,12 @@ pub struct SignatureSet {
     literal_signatures: Vec<Vec<u16>>,
     /// Signatures without literals: their regex always runs (custom regex rules).
     unfiltered: Vec<u16>,
-    /// Every signature's pattern in one DFA, for values with several candidates.
-    set: Option<MatchSet>,
+    /// Every signature's pattern in one DFA. Built on first use or by [`SignatureSet::prepare`],
+    /// so tools that only validate a policy never pay for it; None if the patterns cannot
+    /// form one.
+    set: OnceLock<Option<MatchSet>>,
+    /// The patterns (and case-insensitivity) the set is built from, in signature order.
+    set_patterns: Vec<(String, bool)>,
 }
 
 /// A match: which signature, and the matched bytes' range in the value.
@@ -65,12 +73,9 @@ impl SignatureSet {
         let mut literal_signatures: Vec<Vec<u16>> = Vec::new();
         let mut unfiltered = Vec::new();
         let mut signatures = Vec::with_capacity(sources.len());
-        let set_patterns: Vec<SetPattern<'_>> = sources
+        let set_patterns: Vec<(String, bool)> = sources
             .iter()
-            .map(|src| SetPattern {
-                pattern: src.pattern,
-                case_insensitive: src.case_insensitive,
-            })
+            .map(|src| (src.pattern.to_owned(), src.case_insensitive))
             .collect();
         for (index, src) in sources.into_iter().enumerate() {
             let regex = RegexBuilder::new(src.pattern)
@@ -102,7 +107,6 @@ impl SignatureSet {
                 regex,
             });
         }
-        let set = MatchSet::build(&set_patterns);
         let prefilter = if literals.is_empty() {
             None
         } else {
@@ -114,7 +118,8 @@ impl SignatureSet {
             prefilter,
             literal_signatures,
             unfiltered,
-            set,
+            set: OnceLock::new(),
+            set_patterns,
         })
     }
 
@@ -124,6 +129,27 @@ impl SignatureSet {
 
     pub fn is_empty(&self) -> bool {
         self.signatures.is_empty()
+    }
+
+    /// Builds the one-pass set now rather than on the first request that needs it.
+    pub fn prepare(&self) {
+        self.set();
+    }
+
+    fn set(&self) -> Option<&MatchSet> {
+        self.set
+            .get_or_init(|| {
+                let patterns: Vec<SetPattern<'_>> = self
+                    .set_patterns
+                    .iter()
+                    .map(|(pattern, case_insensitive)| SetPattern {
+                        pattern,
+                        case_insensitive: *case_insensitive,
+                    })
+                    .collect();
+                MatchSet::build(&patterns)
+            })
+            .as_ref()
     }
 
     /// Runs every applicable signature over one normalised value. `candidates` is scratch
@@ -138,7 +164,7 @@ impl SignatureSet {
     ) {
         // One set pass first: on most values no pattern matches at all, and then neither the
         // literal prefilter nor any regex needs to run.
-        if let Some(set) = &self.set {
+        if let Some(set) = self.set() {
             let answered = set.matching(value, |found| {
                 if !found.is_empty() {
                     self.run_candidates(kind, name, value, candidates, Some(found), &mut on_match);
@@ -201,7 +227,7 @@ impl SignatureSet {
 
     /// Heap bytes of the one-pass set (its DFA and the transition cache grown so far).
     pub fn set_memory_usage(&self) -> usize {
-        self.set.as_ref().map_or(0, MatchSet::memory_usage)
+        self.set().map_or(0, MatchSet::memory_usage)
     }
 }
 
@@ -263,8 +289,9 @@ mod tests {
     fn one_pass_set_and_one_regex_at_a_time_agree() {
         let with_set = builtin_set();
         let mut without_set = builtin_set();
-        assert!(with_set.set.is_some(), "the built-in patterns form a set");
-        without_set.set = None;
+        with_set.prepare();
+        assert!(with_set.set().is_some(), "the built-in patterns form a set");
+        without_set.set = OnceLock::from(None);
         let prose = "Lorem ipsum dolor sit amet, or select the best plan; O'Brien & Co. <b>x</b> ";
         let payloads = [
             "1' OR '1'='1' -- ",
