@@ -4,7 +4,13 @@
 # (A B C A B C ...) on loopback, for a benign mix and an attack mix; then a soak of vigil to check
 # that Envoy's resident memory stays flat. Results: target/bench/results.json.
 #
-# Env: ROUNDS (3), DURATION (10s), CONNECTIONS (32), SOAK_REQUESTS (1000000; 0 skips the soak).
+# Each run reports: req/s and p50/p99 with CONNECTIONS connections (the gateway's one worker is
+# saturated, so latency there is mostly queueing); the gateway's CPU time per request (less
+# sensitive to other load on the machine than req/s); and p50/p99 at light load
+# (LIGHT_CONNECTIONS), which is the latency a request adds.
+#
+# Env: ROUNDS (3), DURATION (10s), CONNECTIONS (32), LIGHT_CONNECTIONS (2), LIGHT_DURATION (5s),
+#      MIXES (benign attack), SOAK_REQUESTS (1000000; 0 skips the soak).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +18,8 @@ ENVOY_BIN=${ENVOY_BIN:-.tools/envoy/envoy/_bin/envoy}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
+LIGHT_CONNECTIONS=${LIGHT_CONNECTIONS:-2}
+LIGHT_DURATION=${LIGHT_DURATION:-5s}
 SOAK_REQUESTS=${SOAK_REQUESTS:-1000000}
 OUT=target/bench
 mkdir -p "$OUT"
@@ -74,25 +82,36 @@ start_gateway() {
 }
 stop_gateway() { kill "$GATEWAY_PID" 2>/dev/null || true; wait "$GATEWAY_PID" 2>/dev/null || true; }
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$GATEWAY_PID/stat"; }
+echo "load before the runs: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/load.txt"
 : >"$OUT/runs.txt"
 for mix in ${MIXES:-benign attack}; do
   for round in $(seq 1 "$ROUNDS"); do
     for config in no-filter empty-wasm vigil; do
       start_gateway "$config"
       wrk -t1 -c"$CONNECTIONS" -d2s -s "bench/$mix.lua" "http://127.0.0.1:$GATEWAY_PORT" >/dev/null   # warm-up
+      ticks_before=$(cpu_ticks)
       wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "bench/$mix.lua" "http://127.0.0.1:$GATEWAY_PORT" >"$OUT/wrk.txt"
+      ticks=$(($(cpu_ticks) - ticks_before))
+      wrk -t1 -c"$LIGHT_CONNECTIONS" -d"$LIGHT_DURATION" --latency -s "bench/$mix.lua" "http://127.0.0.1:$GATEWAY_PORT" >"$OUT/wrk-light.txt"
       stop_gateway
-      python3 - "$mix" "$config" "$round" "$OUT/wrk.txt" >>"$OUT/runs.txt" <<'PY'
+      python3 - "$mix" "$config" "$round" "$OUT/wrk.txt" "$OUT/wrk-light.txt" "$ticks" "$(getconf CLK_TCK)" >>"$OUT/runs.txt" <<'PY'
 import re, sys
-mix, config, rnd, path = sys.argv[1:5]
-text = open(path).read()
-def ms(label):
-    m = re.search(r"^\s*%s%%\s+([\d.]+)(us|ms|s)\s*$" % label, text, re.M)
-    v, unit = float(m.group(1)), m.group(2)
-    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-print(f"{mix} {config} {rnd} {rps:.0f} {ms('50'):.3f} {ms('99'):.3f} {non2xx.group(1) if non2xx else 0}")
+mix, config, rnd, path, light_path, ticks, hz = sys.argv[1:8]
+def parse(path):
+    text = open(path).read()
+    def ms(label):
+        m = re.search(r"^\s*%s%%\s+([\d.]+)(us|ms|s)\s*$" % label, text, re.M)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    total = int(re.search(r"^\s*(\d+) requests in", text, re.M).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    return rps, ms("50"), ms("99"), total, int(non2xx.group(1)) if non2xx else 0
+rps, p50, p99, total, non2xx = parse(path)
+_, light_p50, light_p99, _, _ = parse(light_path)
+cpu_us = int(ticks) / int(hz) * 1e6 / max(total, 1)
+print(f"{mix} {config} {rnd} {rps:.0f} {p50:.3f} {p99:.3f} {non2xx} {cpu_us:.1f} {light_p50:.3f} {light_p99:.3f}")
 PY
       tail -1 "$OUT/runs.txt"
     done
@@ -118,10 +137,12 @@ python3 - "$OUT/runs.txt" "$OUT/results.json" "$soak_line" <<'PY'
 import json, statistics, sys
 runs = [l.split() for l in open(sys.argv[1]) if l.strip()]
 res = {}
-for mix, config, rnd, rps, p50, p99, non2xx in runs:
-    r = res.setdefault(mix, {}).setdefault(config, {"rps": [], "p50_ms": [], "p99_ms": [], "non_2xx": []})
-    r["rps"].append(float(rps)); r["p50_ms"].append(float(p50)); r["p99_ms"].append(float(p99)); r["non_2xx"].append(int(non2xx))
-print("\n%-7s %-11s %10s %9s %9s" % ("mix", "config", "req/s", "p50 ms", "p99 ms"))
+keys = ["rps", "p50_ms", "p99_ms", "non_2xx", "cpu_us_per_request", "light_p50_ms", "light_p99_ms"]
+for mix, config, rnd, *values in runs:
+    r = res.setdefault(mix, {}).setdefault(config, {k: [] for k in keys})
+    for k, v in zip(keys, values):
+        r[k].append(int(v) if k == "non_2xx" else float(v))
+print("\n%-7s %-11s %9s %8s %8s %8s %10s %10s" % ("mix", "config", "req/s", "p50 ms", "p99 ms", "cpu us", "light p50", "light p99"))
 summary = {}
 for mix, configs in res.items():
     summary[mix] = {}
@@ -129,13 +150,19 @@ for mix, configs in res.items():
         s = {k: statistics.median(v) for k, v in r.items() if k != "non_2xx"}
         s["non_2xx"] = sum(r["non_2xx"]); s["runs"] = r
         summary[mix][config] = s
-        print("%-7s %-11s %10.0f %9.3f %9.3f" % (mix, config, s["rps"], s["p50_ms"], s["p99_ms"]))
+        print("%-7s %-11s %9.0f %8.3f %8.3f %8.1f %10.3f %10.3f" % (mix, config, s["rps"], s["p50_ms"], s["p99_ms"],
+              s["cpu_us_per_request"], s["light_p50_ms"], s["light_p99_ms"]))
     v, e, n = (summary[mix].get(c) for c in ("vigil", "empty-wasm", "no-filter"))
     if v and e and n:
-        summary[mix]["ratios"] = {"vigil/no-filter": v["rps"] / n["rps"], "vigil/empty-wasm": v["rps"] / e["rps"],
-                                  "added_p99_vs_empty_wasm_ms": v["p99_ms"] - e["p99_ms"]}
-        print("%-7s vigil/no-filter %.2f, vigil/empty-wasm %.2f, added p99 vs empty wasm %.3f ms" % (
-            mix, v["rps"] / n["rps"], v["rps"] / e["rps"], v["p99_ms"] - e["p99_ms"]))
+        ratios = {"vigil/no-filter": v["rps"] / n["rps"], "vigil/empty-wasm": v["rps"] / e["rps"],
+                  "cpu_empty-wasm/vigil": e["cpu_us_per_request"] / v["cpu_us_per_request"],
+                  "added_p99_vs_empty_wasm_ms": v["light_p99_ms"] - e["light_p99_ms"],
+                  "added_saturated_p99_vs_empty_wasm_ms": v["p99_ms"] - e["p99_ms"]}
+        summary[mix]["ratios"] = ratios
+        print("%-7s req/s vigil/no-filter %.2f, vigil/empty-wasm %.2f; CPU per request empty-wasm/vigil %.2f" % (
+            mix, ratios["vigil/no-filter"], ratios["vigil/empty-wasm"], ratios["cpu_empty-wasm/vigil"]))
+        print("%-7s added p99 vs empty wasm: %.3f ms at light load, %.3f ms saturated" % (
+            mix, ratios["added_p99_vs_empty_wasm_ms"], ratios["added_saturated_p99_vs_empty_wasm_ms"]))
 if sys.argv[3]:
     parts = sys.argv[3].split()
     total, samples = int(parts[1]), [int(x) for x in parts[2:]]

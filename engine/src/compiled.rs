@@ -3,6 +3,8 @@
 
 use crate::behaviour::CompiledBehaviour;
 use crate::detect;
+use crate::jwt::TokenShape;
+use crate::memo::Memo;
 use crate::model::{Category, Mode, RuleAction, Severity};
 use crate::policy::{PolicyDocument, PolicyError};
 use crate::routes::RoutePattern;
@@ -116,7 +118,16 @@ pub struct CompiledPolicy {
     pub(crate) api_key_headers: Vec<String>,
     pub(crate) session_cookies: Vec<String>,
     pub(crate) behaviour: CompiledBehaviour,
+    /// Signature matches (rule, matched text) of header values and parameter/key names.
+    pub(crate) scan_memo: Memo<Vec<(usize, Vec<u8>)>>,
+    /// Decoded bearer tokens.
+    pub(crate) token_memo: Memo<TokenShape>,
 }
+
+/// Slots of the per-policy memos (see [`crate::memo`]): enough for the headers and names of
+/// many distinct clients, a few hundred KiB at most.
+const SCAN_MEMO_SLOTS: usize = 512;
+const TOKEN_MEMO_SLOTS: usize = 128;
 
 impl std::fmt::Debug for CompiledPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -294,6 +305,8 @@ impl CompiledPolicy {
             routes,
             exceptions,
             behaviour,
+            scan_memo: Memo::new(SCAN_MEMO_SLOTS),
+            token_memo: Memo::new(TOKEN_MEMO_SLOTS),
         })
     }
 
@@ -304,6 +317,12 @@ impl CompiledPolicy {
     /// Headers that carry API keys (lower case).
     pub fn api_key_headers(&self) -> &[String] {
         &self.api_key_headers
+    }
+
+    /// Builds what matching builds lazily (the one-pass set), so that the first request
+    /// after a policy switch does not pay for it. Tools that only validate skip this.
+    pub fn prepare(&self) {
+        self.signatures.prepare();
     }
 
     pub fn document(&self) -> &PolicyDocument {

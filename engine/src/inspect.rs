@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use crate::compiled::{Check, CompiledPolicy, ExceptionRule, RuleInfo};
 use crate::detect::protocol;
-use crate::jwt::{check_bearer, JwtProblem};
+use crate::jwt::{token_shape, JwtProblem};
 use crate::model::{Mode, RuleAction, Severity};
 use crate::normalize::{normalize, normalize_path, percent_decode, Encoding};
 use crate::targets::{self, BodyFormat, TargetKind};
@@ -217,15 +217,44 @@ impl<'p, 'r> Inspection<'p, 'r> {
         if raw.is_empty() {
             return;
         }
+        let policy = self.policy;
+        // Header values and names repeat across requests: their matches are remembered.
+        let memo_tag = matches!(
+            kind,
+            TargetKind::Header
+                | TargetKind::UserAgent
+                | TargetKind::QueryName
+                | TargetKind::BodyKey
+        )
+        .then(|| (kind as u8) << 1 | (encoding == Encoding::Form) as u8);
+        if let Some(tag) = memo_tag {
+            let mut remembered = None;
+            if policy
+                .scan_memo
+                .get(tag, name, raw, |hits| remembered = Some(hits.clone()))
+            {
+                for (rule, matched) in remembered.unwrap_or_default() {
+                    self.record(rule, kind, name, &matched);
+                }
+                return;
+            }
+        }
         let value = normalize(raw, encoding);
         let mut matches = Vec::new();
-        self.policy
+        policy
             .signatures
             .scan(kind, name, &value, &mut self.candidates, |m| {
                 matches.push(m)
             });
-        for m in matches {
+        for m in &matches {
             self.record(m.rule, kind, name, &value[m.start..m.end]);
+        }
+        if let Some(tag) = memo_tag {
+            let hits = matches
+                .iter()
+                .map(|m| (m.rule, value[m.start..m.end].to_vec()))
+                .collect();
+            policy.scan_memo.put(tag, name, raw, hits);
         }
     }
 
@@ -286,7 +315,14 @@ impl<'p, 'r> Inspection<'p, 'r> {
             (v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer ")).then(|| targets::trim(&v[7..]))
         });
         if let Some(token) = bearer {
-            let problem = check_bearer(token, now, policy.document.auth.jwt_leeway_secs);
+            let mut shape = None;
+            policy.token_memo.get(0, token, b"", |s| shape = Some(*s));
+            let shape = shape.unwrap_or_else(|| {
+                let decoded = token_shape(token);
+                policy.token_memo.put(0, token, b"", decoded);
+                decoded
+            });
+            let problem = shape.problem(now, policy.document.auth.jwt_leeway_secs);
             let check = match problem {
                 Some(JwtProblem::AlgNone) => Some(Check::JwtAlgNone),
                 Some(JwtProblem::Malformed) => Some(Check::JwtMalformed),

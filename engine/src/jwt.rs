@@ -20,50 +20,83 @@ struct Claims {
     exp: Option<serde_json::Value>,
 }
 
+/// What a bearer token says before the clock is consulted: decoding is the costly part, and a
+/// client sends the same token on every request, so callers may keep this per token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenShape {
+    /// Opaque, or a JWT without `exp`, or a JWE.
+    Fine,
+    Problem(JwtProblem),
+    /// A JWT with this `exp` (seconds since the epoch).
+    Expires(u64),
+}
+
+impl TokenShape {
+    /// The problem at time `now_unix_secs` (called only for a token that expires).
+    pub fn problem(
+        self,
+        now_unix_secs: impl FnOnce() -> u64,
+        leeway_secs: u64,
+    ) -> Option<JwtProblem> {
+        match self {
+            TokenShape::Fine => None,
+            TokenShape::Problem(p) => Some(p),
+            TokenShape::Expires(exp) => {
+                (exp.saturating_add(leeway_secs) < now_unix_secs()).then_some(JwtProblem::Expired)
+            }
+        }
+    }
+}
+
 /// Checks a bearer token. Tokens that are not JWT-shaped (no dots) are opaque and fine.
 pub fn check_bearer(
     token: &[u8],
     now_unix_secs: impl FnOnce() -> u64,
     leeway_secs: u64,
 ) -> Option<JwtProblem> {
+    token_shape(token).problem(now_unix_secs, leeway_secs)
+}
+
+/// Decodes what [`check_bearer`] needs from a token.
+pub fn token_shape(token: &[u8]) -> TokenShape {
+    use TokenShape::{Expires, Fine, Problem};
     let parts: Vec<&[u8]> = token.split(|&b| b == b'.').collect();
     if parts.len() == 1 {
-        return None;
+        return Fine;
     }
     if parts.len() != 3 && parts.len() != 5 {
-        return Some(JwtProblem::Malformed);
+        return Problem(JwtProblem::Malformed);
     }
     let Some(header_json) = base64url_decode(parts[0]) else {
-        return Some(JwtProblem::Malformed);
+        return Problem(JwtProblem::Malformed);
     };
     let Ok(header) = serde_json::from_slice::<Header>(&header_json) else {
-        return Some(JwtProblem::Malformed);
+        return Problem(JwtProblem::Malformed);
     };
     match header.alg.as_deref() {
-        None => return Some(JwtProblem::Malformed),
-        Some(alg) if alg.eq_ignore_ascii_case("none") => return Some(JwtProblem::AlgNone),
+        None => return Problem(JwtProblem::Malformed),
+        Some(alg) if alg.eq_ignore_ascii_case("none") => return Problem(JwtProblem::AlgNone),
         _ => {}
     }
     if parts.len() == 5 {
-        return None; // JWE: the payload is encrypted
+        return Fine; // JWE: the payload is encrypted
     }
     if parts[2].is_empty() {
-        return Some(JwtProblem::Malformed); // a signed algorithm with the signature stripped
+        return Problem(JwtProblem::Malformed); // a signed algorithm with the signature stripped
     }
     let Some(payload) = base64url_decode(parts[1]) else {
-        return Some(JwtProblem::Malformed);
+        return Problem(JwtProblem::Malformed);
     };
     let Ok(claims) = serde_json::from_slice::<Claims>(&payload) else {
-        return Some(JwtProblem::Malformed);
+        return Problem(JwtProblem::Malformed);
     };
-    let exp = match claims.exp {
-        None => return None,
+    match claims.exp {
+        None => Fine,
         Some(v) => match v.as_f64() {
-            Some(e) if e.is_finite() && e >= 0.0 => e as u64,
-            _ => return Some(JwtProblem::Malformed),
+            Some(e) if e.is_finite() && e >= 0.0 => Expires(e as u64),
+            _ => Problem(JwtProblem::Malformed),
         },
-    };
-    (exp.saturating_add(leeway_secs) < now_unix_secs()).then_some(JwtProblem::Expired)
+    }
 }
 
 /// Decodes base64url (and tolerates standard base64 and padding).

@@ -9,6 +9,7 @@ pub mod compiled;
 pub mod detect;
 pub mod inspect;
 pub mod jwt;
+mod memo;
 pub mod model;
 pub mod normalize;
 pub mod policy;

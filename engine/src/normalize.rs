@@ -23,24 +23,59 @@ pub fn normalize(raw: &[u8], encoding: Encoding) -> Cow<'_, [u8]> {
     if !needs_work(raw, encoding) {
         return Cow::Borrowed(raw);
     }
-    let mut current: Vec<u8> = raw.to_vec();
-    let mut scratch = Vec::with_capacity(raw.len());
+    // Each pass runs only when its trigger byte is present, and its output replaces the value
+    // only when it changed something: a pass that changes nothing copies nothing.
+    let mut value = Cow::Borrowed(raw);
+    let mut scratch = Vec::new();
     for round in 0..MAX_DECODE_ROUNDS {
         let plus = encoding == Encoding::Form && round == 0;
-        let mut changed = percent_decode(&current, plus, &mut scratch);
-        std::mem::swap(&mut current, &mut scratch);
-        changed |= decode_backslash_escapes(&current, &mut scratch);
-        std::mem::swap(&mut current, &mut scratch);
-        changed |= decode_html_entities(&current, &mut scratch);
-        std::mem::swap(&mut current, &mut scratch);
+        let mut changed = false;
+        if memchr::memchr(b'%', &value).is_some()
+            || (plus && memchr::memchr(b'+', &value).is_some())
+        {
+            changed |= apply(&mut value, &mut scratch, |v, out| {
+                percent_decode(v, plus, out)
+            });
+        }
+        if memchr::memchr(b'\\', &value).is_some() {
+            changed |= apply(&mut value, &mut scratch, decode_backslash_escapes);
+        }
+        if memchr::memchr(b'&', &value).is_some() {
+            changed |= apply(&mut value, &mut scratch, decode_html_entities);
+        }
         if !changed {
             break;
         }
     }
-    canonical_utf8(&current, &mut scratch);
-    std::mem::swap(&mut current, &mut scratch);
-    strip_sql_comments(&current, &mut scratch);
-    Cow::Owned(scratch)
+    if value.iter().any(|&b| b == 0 || b >= 0x80) {
+        apply(&mut value, &mut scratch, |v, out| {
+            canonical_utf8(v, out);
+            true
+        });
+    }
+    if memchr::memmem::find(&value, b"/*").is_some() {
+        apply(&mut value, &mut scratch, |v, out| {
+            strip_sql_comments(v, out);
+            true
+        });
+    }
+    value
+}
+
+/// Runs one pass from `value` into `scratch`; if it reports a change, its output becomes the
+/// value and the previous buffer is kept as the next scratch.
+fn apply(
+    value: &mut Cow<'_, [u8]>,
+    scratch: &mut Vec<u8>,
+    pass: impl FnOnce(&[u8], &mut Vec<u8>) -> bool,
+) -> bool {
+    if !pass(value, scratch) {
+        return false;
+    }
+    if let Cow::Owned(previous) = std::mem::replace(value, Cow::Owned(std::mem::take(scratch))) {
+        *scratch = previous;
+    }
+    true
 }
 
 fn needs_work(raw: &[u8], encoding: Encoding) -> bool {
@@ -76,13 +111,28 @@ fn push_char(out: &mut Vec<u8>, cp: u32) {
     out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
 }
 
+/// Copies `input[from..]` up to the next special byte (`next`, an offset from `from`, as memchr
+/// gives it; `None`: to the end) and returns where copying stopped.
+fn copy_run(input: &[u8], from: usize, next: Option<usize>, out: &mut Vec<u8>) -> usize {
+    let end = next.map_or(input.len(), |off| from + off);
+    out.extend_from_slice(&input[from..end]);
+    end
+}
+
 /// `%XX`, IIS-style `%uXXXX`, and (for form encoding) `+`. Returns whether anything changed.
 pub fn percent_decode(input: &[u8], plus_as_space: bool, out: &mut Vec<u8>) -> bool {
     out.clear();
+    out.reserve(input.len());
     let mut changed = false;
     let mut i = 0;
     while i < input.len() {
-        let b = input[i];
+        let next = if plus_as_space {
+            memchr::memchr2(b'%', b'+', &input[i..])
+        } else {
+            memchr::memchr(b'%', &input[i..])
+        };
+        i = copy_run(input, i, next, out);
+        let Some(&b) = input.get(i) else { break };
         if b == b'%' {
             if let (Some(h), Some(l)) = (
                 input.get(i + 1).copied().and_then(hex_val),
@@ -116,9 +166,14 @@ pub fn percent_decode(input: &[u8], plus_as_space: bool, out: &mut Vec<u8>) -> b
 /// JavaScript/JSON-style `\uXXXX` and `\xXX` escapes.
 pub fn decode_backslash_escapes(input: &[u8], out: &mut Vec<u8>) -> bool {
     out.clear();
+    out.reserve(input.len());
     let mut changed = false;
     let mut i = 0;
     while i < input.len() {
+        i = copy_run(input, i, memchr::memchr(b'\\', &input[i..]), out);
+        if i == input.len() {
+            break;
+        }
         if input[i] == b'\\' {
             match input.get(i + 1) {
                 Some(b'u' | b'U') => {
@@ -183,9 +238,14 @@ const NAMED_ENTITIES: &[(&[u8], u8)] = &[
 /// HTML character references: `&#60;`, `&#x3c;` (semicolon optional, as browsers accept) and common names.
 pub fn decode_html_entities(input: &[u8], out: &mut Vec<u8>) -> bool {
     out.clear();
+    out.reserve(input.len());
     let mut changed = false;
     let mut i = 0;
     while i < input.len() {
+        i = copy_run(input, i, memchr::memchr(b'&', &input[i..]), out);
+        if i == input.len() {
+            break;
+        }
         if input[i] == b'&' {
             if let Some((decoded_len, consumed)) = html_entity_at(&input[i..], out) {
                 debug_assert!(decoded_len > 0);
@@ -263,11 +323,18 @@ pub fn canonical_utf8(input: &[u8], out: &mut Vec<u8>) {
     let mut i = 0;
     while i < input.len() {
         let b = input[i];
-        if b < 0x80 {
-            if b != 0 {
-                out.push(b);
-            }
+        if b == 0 {
             i += 1;
+            continue;
+        }
+        if b < 0x80 {
+            // A run of plain ASCII is copied as it is.
+            let end = input[i..]
+                .iter()
+                .position(|&c| c == 0 || c >= 0x80)
+                .map_or(input.len(), |p| i + p);
+            out.extend_from_slice(&input[i..end]);
+            i = end;
             continue;
         }
         let len = match b {
@@ -328,6 +395,10 @@ pub fn strip_sql_comments(input: &[u8], out: &mut Vec<u8>) {
     out.clear();
     let mut i = 0;
     while i < input.len() {
+        i = copy_run(input, i, find(&input[i..], b"/*"), out);
+        if i == input.len() {
+            break;
+        }
         if input[i] == b'/' && input.get(i + 1) == Some(&b'*') {
             if let Some(end) = find(&input[i + 2..], b"*/") {
                 let inner = &input[i + 2..i + 2 + end];
@@ -350,7 +421,7 @@ pub fn strip_sql_comments(input: &[u8], out: &mut Vec<u8>) {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Resolves `.` and `..` segments and collapses duplicate slashes (RFC 3986 5.2.4),

@@ -257,12 +257,7 @@ impl VigilHttp {
         if detections.is_empty() && !observations.iter().any(|o| o.forward) {
             return;
         }
-        let header = |name: &str| {
-            self.headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_slice())
-        };
+        let header = |name: &str| self.headers.get(name);
         let method = header(":method")
             .and_then(|m| std::str::from_utf8(m).ok())
             .unwrap_or("GET");

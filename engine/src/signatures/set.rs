@@ -1,0 +1,175 @@
+//! One pass for many regexes: a lazy DFA built from every signature's pattern tells, in a single
+//! scan of a value, which patterns match anywhere in it. Most values match none, and then no
+//! other work is needed; a value with several candidate signatures is read once instead of once
+//! per regex, and only the regexes that do match run again to find where.
+//!
+//! It is exact: a pattern is reported iff its own regex finds a match. When the DFA cannot
+//! answer (its cache thrashes on odd input, or a Unicode word boundary meets non-ASCII text),
+//! the caller runs the regexes one by one as if this set did not exist.
+
+use std::sync::Mutex;
+
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::nfa::thompson::{self, WhichCaptures};
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchKind, PatternSet};
+
+/// The DFA's transition cache grows as states are visited, up to this bound per VM.
+const CACHE_CAPACITY: usize = 2 << 20;
+/// Bound on the combined NFA; a policy whose patterns exceed it runs without the set.
+const NFA_SIZE_LIMIT: usize = 16 << 20;
+
+/// A pattern as its signature's regex is compiled: text and case sensitivity (never Unicode).
+pub struct SetPattern<'a> {
+    pub pattern: &'a str,
+    pub case_insensitive: bool,
+}
+
+pub struct MatchSet {
+    dfa: DFA,
+    /// Reused across values and requests: a lazy DFA is fast once its cache holds the states
+    /// that traffic visits.
+    scratch: Mutex<(Cache, PatternSet)>,
+}
+
+impl MatchSet {
+    /// Builds the set, or None when the patterns cannot form one (then every value takes the
+    /// one-regex-at-a-time path). Pattern ids are indexes into `patterns`.
+    pub fn build(patterns: &[SetPattern<'_>]) -> Option<MatchSet> {
+        let hirs = patterns
+            .iter()
+            .map(|p| {
+                let config = syntax::Config::new()
+                    .case_insensitive(p.case_insensitive)
+                    .unicode(false)
+                    .utf8(false);
+                syntax::parse_with(p.pattern, &config).ok()
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let nfa = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .utf8(false)
+                    .shrink(false)
+                    .which_captures(WhichCaptures::None)
+                    .nfa_size_limit(Some(NFA_SIZE_LIMIT)),
+            )
+            .build_many_from_hir(&hirs)
+            .ok()?;
+        let dfa = DFA::builder()
+            .configure(
+                DFA::config()
+                    .match_kind(MatchKind::All)
+                    .unicode_word_boundary(true)
+                    .cache_capacity(CACHE_CAPACITY)
+                    .minimum_cache_clear_count(Some(3))
+                    .minimum_bytes_per_state(Some(10)),
+            )
+            .build_from_nfa(nfa)
+            .ok()?;
+        let scratch = Mutex::new((dfa.create_cache(), PatternSet::new(dfa.pattern_len())));
+        Some(MatchSet { dfa, scratch })
+    }
+
+    /// Calls `decide` with the set of patterns that match somewhere in `value` and returns true,
+    /// or returns false without calling it when the DFA could not answer.
+    pub fn matching(&self, value: &[u8], decide: impl FnOnce(&PatternSet)) -> bool {
+        // Never contended inside a proxy-wasm VM (one thread); elsewhere, a busy set just
+        // means the slower exact path.
+        let Ok(mut scratch) = self.scratch.try_lock() else {
+            return false;
+        };
+        let (cache, found) = &mut *scratch;
+        found.clear();
+        if self
+            .dfa
+            .try_which_overlapping_matches(cache, &Input::new(value), found)
+            .is_err()
+        {
+            return false;
+        }
+        decide(found);
+        true
+    }
+
+    pub fn memory_usage(&self) -> usize {
+        let cache = self.scratch.lock().map(|s| s.0.memory_usage()).unwrap_or(0);
+        self.dfa.memory_usage() + cache
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regex::bytes::RegexBuilder;
+
+    const PATTERNS: &[(&str, bool)] = &[
+        (r"\bselect\b.{0,40}\bfrom\b", true),
+        (r"['\x22]\s*or\s+\d+\s*=\s*\d+", true),
+        (r"^/admin", true),
+        (r"passwd$", true),
+        (r"Secret", false),
+        (r"<script[\s>]", true),
+        (r"a{2,5}b", true),
+    ];
+
+    fn one_by_one(value: &[u8]) -> Vec<usize> {
+        PATTERNS
+            .iter()
+            .enumerate()
+            .filter(|(_, (p, ci))| {
+                RegexBuilder::new(p)
+                    .case_insensitive(*ci)
+                    .unicode(false)
+                    .build()
+                    .unwrap()
+                    .is_match(value)
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    #[test]
+    fn reports_exactly_the_patterns_whose_regex_matches() {
+        let set = MatchSet::build(
+            &PATTERNS
+                .iter()
+                .map(|&(pattern, case_insensitive)| SetPattern {
+                    pattern,
+                    case_insensitive,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        for value in [
+            &b"SELECT name FROM users"[..],
+            b"x' OR 1=1 and <SCRIPT>alert(1)</script>",
+            b"/admin/etc/passwd",
+            b"/x/admin and passwd.txt",
+            b"secret SECRET Secret",
+            b"aab aaaaaab ab",
+            b"nothing to see",
+            b"",
+            b"\xff\xfe select \x00 from",
+        ] {
+            let mut got = Vec::new();
+            assert!(set.matching(value, |found| got =
+                found.iter().map(|p| p.as_usize()).collect()));
+            assert_eq!(
+                got,
+                one_by_one(value),
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
+
+    #[test]
+    fn a_pattern_the_set_cannot_hold_means_no_set() {
+        assert!(MatchSet::build(&[SetPattern {
+            pattern: "(unclosed",
+            case_insensitive: true
+        }])
+        .is_none());
+    }
+}
