@@ -255,8 +255,7 @@ impl SignatureSet {
             }
             let found = match &sig.matcher {
                 Matcher::Regex(regex) => {
-                    let possible =
-                        found.is_none_or(|f| sig.set_id.is_some_and(|p| f.contains(p)));
+                    let possible = found.is_none_or(|f| sig.set_id.is_some_and(|p| f.contains(p)));
                     if !possible {
                         return;
                     }
