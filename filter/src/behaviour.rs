@@ -2,8 +2,6 @@
 //! penalties, rate limits) before any signature work, and count its response afterwards.
 //! Every decision is the engine's; this module only gathers facts and carries verdicts out.
 
-use std::time::UNIX_EPOCH;
-
 use prost::Message;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -30,10 +28,7 @@ pub struct ResponseWatch {
 
 impl VigilHttp {
     pub(crate) fn now_ms(&self) -> u64 {
-        self.get_current_time()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0)
+        crate::unix_ms()
     }
 
     /// Runs the behaviour checks when the policy has detectors or the control plane pushed
@@ -116,19 +111,22 @@ impl VigilHttp {
             policy_version: &shared.version,
         };
         if let Some(d) = &a.detection {
-            self.enqueue(events::detection_event(d, &t.principal, facts.clone()));
+            self.shared
+                .enqueue(|| events::detection_event(d, &t.principal, facts.clone()));
         }
-        self.enqueue(events::encode_behaviour(
-            BehaviourEvent {
-                outcome: action.as_str(),
-                detector: a.detector,
-                action: a.action.as_str(),
-                offender: format!("{}:{}", a.offender.kind.as_str(), a.offender.value),
-                detail: String::new(),
-                principal: &t.principal,
-            },
-            facts,
-        ));
+        self.shared.enqueue(|| {
+            events::encode_behaviour(
+                BehaviourEvent {
+                    outcome: action.as_str(),
+                    detector: a.detector,
+                    action: a.action.as_str(),
+                    offender: format!("{}:{}", a.offender.kind.as_str(), a.offender.value),
+                    detail: String::new(),
+                    principal: &t.principal,
+                },
+                facts,
+            )
+        });
         let rule = a.detector.rule_id();
         let body = serde_json::json!({
             "error": match action {
@@ -167,17 +165,6 @@ impl VigilHttp {
                 );
                 Some(Action::Pause)
             }
-        }
-    }
-
-    pub(crate) fn enqueue(&self, bytes: Vec<u8>) {
-        let shared = &self.shared;
-        let Some(queue) = crate::worker::resolve_events_queue(&shared.events_queue) else {
-            return;
-        };
-        match hostcalls::enqueue_shared_queue(queue, Some(&bytes)) {
-            Ok(()) => shared.metrics.events_enqueued.bump(),
-            Err(_) => shared.metrics.events_enqueue_failed.bump(),
         }
     }
 
@@ -274,14 +261,12 @@ impl VigilHttp {
             if let Some(c) = shared.metrics.behaviour(d.detector, d.action) {
                 c.bump();
             }
-            self.enqueue(events::detection_event(
-                d,
-                &w.tracked.principal,
-                facts.clone(),
-            ));
+            self.shared
+                .enqueue(|| events::detection_event(d, &w.tracked.principal, facts.clone()));
         }
         for o in observations.iter().filter(|o| o.forward) {
-            self.enqueue(events::observation_event(o, facts.clone()));
+            self.shared
+                .enqueue(|| events::observation_event(o, facts.clone()));
         }
     }
 }

@@ -5,7 +5,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use vigil_engine::{Outcome, Request};
@@ -141,33 +140,22 @@ impl VigilHttp {
     /// Hands the event to the singleton's queue. Never waits: without a singleton (no control
     /// plane configured) or with a full queue, the event is only counted.
     fn enqueue_event(&self, verdict: &vigil_engine::Verdict<'_>, method: &str, target: &[u8]) {
-        let shared = &self.shared;
-        let Some(queue) = crate::worker::resolve_events_queue(&shared.events_queue) else {
-            return;
-        };
-        let unix_ms = self
-            .get_current_time()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        let client_ip = self
-            .get_property(vec!["source", "address"])
-            .and_then(|b| String::from_utf8(b).ok())
-            .map(|a| events::ip_of(&a))
-            .unwrap_or_default();
-        let facts = RequestFacts {
-            unix_ms,
-            request_id: &self.request_id,
-            method,
-            target,
-            client_ip,
-            policy_version: &shared.version,
-        };
-        let bytes = events::encode(verdict, facts);
-        match hostcalls::enqueue_shared_queue(queue, Some(&bytes)) {
-            Ok(()) => shared.metrics.events_enqueued.bump(),
-            Err(_) => shared.metrics.events_enqueue_failed.bump(),
-        }
+        self.shared.enqueue(|| {
+            let client_ip = self
+                .get_property(vec!["source", "address"])
+                .and_then(|b| String::from_utf8(b).ok())
+                .map(|a| events::ip_of(&a))
+                .unwrap_or_default();
+            let facts = RequestFacts {
+                unix_ms: i64::try_from(self.now_ms()).unwrap_or(i64::MAX),
+                request_id: &self.request_id,
+                method,
+                target,
+                client_ip,
+                policy_version: &self.shared.version,
+            };
+            events::encode(verdict, facts)
+        });
     }
 }
 

@@ -31,6 +31,14 @@ pub(crate) fn log(level: LogLevel, message: &str) {
     let _ = proxy_wasm::hostcalls::log(level, message);
 }
 
+/// Wall-clock milliseconds from the host (0 if it cannot say).
+pub(crate) fn unix_ms() -> u64 {
+    proxy_wasm::hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The root id that selects the singleton service role.
 pub const SERVICE_ROOT_ID: &str = "vigil_service";
 

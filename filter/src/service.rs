@@ -12,7 +12,7 @@
 use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use prost::Message;
 use proxy_wasm::hostcalls;
@@ -460,8 +460,5 @@ impl ServiceRoot {
 }
 
 fn now_ms() -> i64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    i64::try_from(crate::unix_ms()).unwrap_or(i64::MAX)
 }

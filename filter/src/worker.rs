@@ -55,6 +55,21 @@ impl Default for EdgeBehaviour {
     }
 }
 
+impl Shared {
+    /// Hands an event to the singleton's queue; `encode` runs only when the queue exists.
+    /// Never waits: without a singleton (no control plane configured) or with a full queue,
+    /// the event is only counted.
+    pub fn enqueue(&self, encode: impl FnOnce() -> Vec<u8>) {
+        let Some(queue) = resolve_events_queue(&self.events_queue) else {
+            return;
+        };
+        match hostcalls::enqueue_shared_queue(queue, Some(&encode())) {
+            Ok(()) => self.metrics.events_enqueued.bump(),
+            Err(_) => self.metrics.events_enqueue_failed.bump(),
+        }
+    }
+}
+
 /// Looks up the singleton's event queue until it exists. Called at configure time, on every
 /// tick, and by a request with findings that finds it missing (never for clean requests).
 pub fn resolve_events_queue(queue: &Cell<Option<u32>>) -> Option<u32> {
@@ -165,34 +180,23 @@ impl FilterRoot {
     /// Response sizes per principal since the last call, one observation each, for the fleet's
     /// exfiltration windows.
     fn send_usage(&mut self) {
-        let (Some(shared), Some(queue)) = (
-            self.shared.clone(),
-            resolve_events_queue(&self.events_queue),
-        ) else {
+        let Some(shared) = self.shared.clone() else {
             return;
         };
         let usage = self.behaviour.borrow_mut().state.drain_usage();
-        if usage.is_empty() {
-            return;
-        }
-        let unix_ms = hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let unix_ms = i64::try_from(crate::unix_ms()).unwrap_or(i64::MAX);
         for o in &usage {
-            let facts = crate::events::RequestFacts {
-                unix_ms,
-                request_id: "",
-                method: "",
-                target: b"",
-                client_ip: o.ip.clone(),
-                policy_version: &shared.version,
-            };
-            let bytes = crate::events::observation_event(o, facts);
-            match hostcalls::enqueue_shared_queue(queue, Some(&bytes)) {
-                Ok(()) => shared.metrics.events_enqueued.bump(),
-                Err(_) => shared.metrics.events_enqueue_failed.bump(),
-            }
+            shared.enqueue(|| {
+                let facts = crate::events::RequestFacts {
+                    unix_ms,
+                    request_id: "",
+                    method: "",
+                    target: b"",
+                    client_ip: o.ip.clone(),
+                    policy_version: &shared.version,
+                };
+                crate::events::observation_event(o, facts)
+            });
         }
     }
 
@@ -230,10 +234,7 @@ impl FilterRoot {
         }
         if let Some(bytes) = changed(shared::PENALTIES_KEY, &mut self.penalties_cas) {
             if let Ok(list) = BlockList::decode(bytes.as_slice()) {
-                let now_ms = hostcalls::get_current_time()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                let now_ms = crate::unix_ms();
                 let mut edge = self.behaviour.borrow_mut();
                 for b in list.blocks {
                     let (Some(kind), Some(detector)) =
