@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::{new_temp_dir, target_dir, wasm_path, EnvoyConfig};
+use crate::{new_temp_dir, target_dir, wait_until, wasm_path, Envoy, EnvoyConfig};
 
 pub const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 pub const VIEWER_TOKEN: &str = "viewer-token-for-tests-0123456789";
@@ -188,6 +188,42 @@ impl VigilServe {
             .unwrap_or_else(|e| panic!("cannot run vigil: {e}"))
     }
 
+    /// `vigil nodes --json`: one value per node (none if the call fails).
+    pub fn nodes(&self) -> Vec<serde_json::Value> {
+        let out = self.cli(VIEWER_TOKEN, &["nodes", "--json"]);
+        if !out.status.success() {
+            return Vec::new();
+        }
+        json_lines(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// Nodes whose Watch stream is open.
+    pub fn connected_nodes(&self) -> usize {
+        self.nodes()
+            .iter()
+            .filter(|n| n["connected"].as_bool() == Some(true))
+            .count()
+    }
+
+    /// One Envoy per node id in front of `upstream_port`, configured by `vigil envoy-config`;
+    /// returns once every one of them is connected.
+    pub fn start_edges(&self, upstream_port: u16, node_ids: &[&str]) -> Vec<Envoy> {
+        let envoys: Vec<Envoy> = node_ids
+            .iter()
+            .map(|node| {
+                Envoy::start(self.envoy_config(node, upstream_port, &[]))
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        assert!(
+            wait_until(Duration::from_secs(10), || self.connected_nodes()
+                == node_ids.len()),
+            "every edge should connect; nodes: {:?}",
+            self.nodes()
+        );
+        envoys
+    }
+
     /// An Envoy config from `vigil envoy-config` pointing at this server.
     pub fn envoy_config(&self, node_id: &str, upstream_port: u16, extra: &[&str]) -> EnvoyConfig {
         let cp = self.grpc;
@@ -242,6 +278,14 @@ impl Drop for VigilServe {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// One JSON value per non-empty line (`--json` output); lines that do not parse are skipped.
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
 /// Stdout of a CLI run, asserting success.

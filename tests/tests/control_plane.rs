@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vigil_e2e::control_plane::{ok, VigilServe, ADMIN_TOKEN, VIEWER_TOKEN};
+use vigil_e2e::control_plane::{json_lines, ok, VigilServe, ADMIN_TOKEN, VIEWER_TOKEN};
 use vigil_e2e::{new_temp_dir, wait_until, DemoApi, Envoy, RawRequest};
 
 const CANARY: &str = "/search?q=vigil-canary-7f3a";
@@ -21,39 +21,16 @@ impl Fleet {
     fn start() -> Fleet {
         let serve = VigilServe::start();
         let api = DemoApi::start();
-        let envoys: Vec<Envoy> = ["edge-a", "edge-b"]
-            .iter()
-            .map(|node| {
-                Envoy::start(serve.envoy_config(node, api.port(), &[]))
-                    .unwrap_or_else(|e| panic!("{e}"))
-            })
-            .collect();
-        let fleet = Fleet {
+        let envoys = serve.start_edges(api.port(), &["edge-a", "edge-b"]);
+        Fleet {
             serve,
             _api: api,
             envoys,
-        };
-        assert!(
-            wait_until(Duration::from_secs(10), || fleet.connected_nodes() == 2),
-            "both edges should connect; nodes: {}",
-            String::from_utf8_lossy(&fleet.serve.cli(VIEWER_TOKEN, &["nodes", "--json"]).stdout)
-        );
-        fleet
+        }
     }
 
     fn nodes(&self) -> Vec<serde_json::Value> {
-        let out = self.serve.cli(VIEWER_TOKEN, &["nodes", "--json"]);
-        if !out.status.success() {
-            return Vec::new();
-        }
-        json_lines(&String::from_utf8_lossy(&out.stdout))
-    }
-
-    fn connected_nodes(&self) -> usize {
-        self.nodes()
-            .iter()
-            .filter(|n| n["connected"].as_bool() == Some(true))
-            .count()
+        self.serve.nodes()
     }
 
     fn applied_versions(&self) -> BTreeMap<String, String> {
@@ -101,13 +78,6 @@ impl Fleet {
         );
         json_lines(&ok(&out))
     }
-}
-
-fn json_lines(text: &str) -> Vec<serde_json::Value> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 const CANARY_POLICY: &str = r#"{"version": "canary", "custom_rules": [{"id": "canary", "targets": ["query"], "contains": "vigil-canary-7f3a"}]}"#;
@@ -329,7 +299,8 @@ fn control_plane_crash_loses_no_events_and_never_blocks_traffic() {
     assert_eq!(fleet.status(0, "/users/1"), 200);
     fleet.serve.restart();
     assert!(
-        wait_until(Duration::from_secs(10), || fleet.connected_nodes() == 2),
+        wait_until(Duration::from_secs(10), || fleet.serve.connected_nodes()
+            == 2),
         "edges reconnect"
     );
     stop.store(true, Ordering::SeqCst);

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use vigil_e2e::control_plane::{ok, VigilServe, ADMIN_TOKEN, VIEWER_TOKEN};
+use vigil_e2e::control_plane::{ok, VigilServe, ADMIN_TOKEN};
 use vigil_e2e::{new_temp_dir, wait_until, DemoApi, Envoy, RawRequest};
 
 struct Fleet {
@@ -23,32 +23,12 @@ impl Fleet {
     fn start() -> Fleet {
         let serve = VigilServe::start();
         let api = DemoApi::start();
-        let envoys: Vec<Envoy> = ["edge-a", "edge-b"]
-            .iter()
-            .map(|node| {
-                Envoy::start(serve.envoy_config(node, api.port(), &[]))
-                    .unwrap_or_else(|e| panic!("{e}"))
-            })
-            .collect();
-        let fleet = Fleet {
+        let envoys = serve.start_edges(api.port(), &["edge-a", "edge-b"]);
+        Fleet {
             serve,
             _api: api,
             envoys,
-        };
-        assert!(
-            wait_until(Duration::from_secs(10), || fleet.connected_nodes() == 2),
-            "both edges should connect"
-        );
-        fleet
-    }
-
-    fn connected_nodes(&self) -> usize {
-        let out = self.serve.cli(VIEWER_TOKEN, &["nodes", "--json"]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|n| n["connected"].as_bool() == Some(true))
-            .count()
+        }
     }
 
     fn cli(&self, args: &[&str]) -> String {
@@ -97,10 +77,9 @@ impl Fleet {
     /// Waits until both edges report `version` applied.
     fn wait_applied(&self, version: &str) {
         let applied = || {
-            let out = self.serve.cli(VIEWER_TOKEN, &["nodes", "--json"]);
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            self.serve
+                .nodes()
+                .iter()
                 .filter(|n| n["applied_version"].as_str() == Some(version))
                 .count()
                 == 2
