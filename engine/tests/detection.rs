@@ -1,61 +1,16 @@
 //! Detection behaviour of the built-in policy, pack by pack: attacks with their common
 //! evasions are blocked, and the benign look-alikes that real APIs carry are not.
 
-use vigil_engine::{Category, CompiledPolicy, Outcome, Request};
+use vigil_engine::{Category, CompiledPolicy, Outcome};
 
-const NOW: u64 = 1_800_000_000;
+mod common;
 
-struct Case<'a> {
-    method: &'a str,
-    target: &'a str,
-    headers: Vec<(&'a str, &'a str)>,
-    body: Option<&'a str>,
-}
+use common::{get, post, with_header, Case};
 
-fn get(target: &str) -> Case<'_> {
-    Case {
-        method: "GET",
-        target,
-        headers: vec![],
-        body: None,
-    }
-}
-
-fn post<'a>(target: &'a str, content_type: &'a str, body: &'a str) -> Case<'a> {
-    Case {
-        method: "POST",
-        target,
-        headers: vec![("content-type", content_type)],
-        body: Some(body),
-    }
-}
-
-fn with_header<'a>(mut case: Case<'a>, name: &'a str, value: &'a str) -> Case<'a> {
-    case.headers.push((name, value));
-    case
-}
-
+/// (outcome, categories, `rule@target[fragment]` per finding)
 fn inspect(policy: &CompiledPolicy, case: &Case<'_>) -> (Outcome, Vec<Category>, Vec<String>) {
-    let headers: Vec<(&str, &[u8])> = case
-        .headers
-        .iter()
-        .map(|(n, v)| (*n, v.as_bytes()))
-        .collect();
-    let request = Request {
-        method: case.method,
-        target: case.target.as_bytes(),
-        headers: &headers,
-        body: case.body.map(str::as_bytes),
-        body_truncated: false,
-    };
-    let verdict = policy.inspect(&request, &|| NOW);
-    let cats = verdict.findings.iter().map(|f| f.rule.category).collect();
-    let ids = verdict
-        .findings
-        .iter()
-        .map(|f| format!("{}@{}[{}]", f.rule.id, f.target, f.fragment))
-        .collect();
-    (verdict.outcome, cats, ids)
+    let seen = common::inspect(policy, case);
+    (seen.outcome, seen.categories, seen.fired)
 }
 
 fn assert_blocked(category: Category, cases: Vec<Case<'_>>) {

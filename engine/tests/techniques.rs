@@ -2,29 +2,22 @@
 //! each attack technique with its evasions is blocked by the rule written for it, and the
 //! benign look-alikes real traffic carries pass.
 
-use vigil_engine::{CompiledPolicy, Outcome, Request};
+use vigil_engine::{CompiledPolicy, Outcome};
 
-const NOW: u64 = 1_800_000_000;
+mod common;
+
+use common::{with_header as header, Case};
+
 const JSON: &str = "application/json";
 const FORM: &str = "application/x-www-form-urlencoded";
 
-struct Case<'a> {
-    method: &'a str,
-    target: &'a str,
-    headers: Vec<(&'a str, &'a str)>,
-    body: Option<&'a str>,
-}
-
+/// A browser's GET: these detectors must hold with the headers real clients send.
 fn get(target: &str) -> Case<'_> {
-    Case {
-        method: "GET",
-        target,
-        headers: vec![(
-            "user-agent",
-            "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0",
-        )],
-        body: None,
-    }
+    header(
+        common::get(target),
+        "user-agent",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0",
+    )
 }
 
 fn post<'a>(target: &'a str, content_type: &'a str, body: &'a str) -> Case<'a> {
@@ -35,11 +28,6 @@ fn post<'a>(target: &'a str, content_type: &'a str, body: &'a str) -> Case<'a> {
     case
 }
 
-fn header<'a>(mut case: Case<'a>, name: &'a str, value: &'a str) -> Case<'a> {
-    case.headers.push((name, value));
-    case
-}
-
 fn method<'a>(mut case: Case<'a>, m: &'a str) -> Case<'a> {
     case.method = m;
     case
@@ -47,25 +35,8 @@ fn method<'a>(mut case: Case<'a>, m: &'a str) -> Case<'a> {
 
 /// (blocked, fired rule ids with where and what)
 fn run(policy: &CompiledPolicy, case: &Case<'_>) -> (bool, Vec<String>) {
-    let headers: Vec<(&str, &[u8])> = case
-        .headers
-        .iter()
-        .map(|(n, v)| (*n, v.as_bytes()))
-        .collect();
-    let request = Request {
-        method: case.method,
-        target: case.target.as_bytes(),
-        headers: &headers,
-        body: case.body.map(str::as_bytes),
-        body_truncated: false,
-    };
-    let verdict = policy.inspect(&request, &|| NOW);
-    let fired = verdict
-        .findings
-        .iter()
-        .map(|f| format!("{}@{}[{}]", f.rule.id, f.target, f.fragment))
-        .collect();
-    (verdict.outcome == Outcome::Block, fired)
+    let seen = common::inspect(policy, case);
+    (seen.outcome == Outcome::Block, seen.fired)
 }
 
 /// Every case is blocked, and `rule` is among the findings.
