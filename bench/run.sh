@@ -51,8 +51,8 @@ static_resources:
 YAML
 # The three gateways: vigil from `vigil envoy-config`; the floor and "none" derived from it.
 target/release/vigil envoy-config --no-control-plane --listen 127.0.0.1:$GATEWAY_PORT --admin 127.0.0.1:$ADMIN_PORT \
-  --upstream 127.0.0.1:$UPSTREAM_PORT --wasm target/wasm32-wasip1/release/vigil_filter.wasm >"$OUT/vigil.yaml"
-sed "s#vigil_filter.wasm#vigil_bench_noop_filter.wasm#" "$OUT/vigil.yaml" >"$OUT/empty-wasm.yaml"
+  --upstream 127.0.0.1:$UPSTREAM_PORT --wasm target/vigil_filter.wasm >"$OUT/vigil.yaml"
+sed "s#target/vigil_filter.wasm#target/wasm32-wasip1/release/vigil_bench_noop_filter.wasm#" "$OUT/vigil.yaml" >"$OUT/empty-wasm.yaml"
 python3 - "$OUT/vigil.yaml" "$OUT/no-filter.yaml" <<'PY'
 import sys
 lines = open(sys.argv[1]).read().split("\n")

@@ -21,7 +21,7 @@ pub struct EnvoyConfigArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub upstream: SocketAddr,
     /// Path of vigil_filter.wasm (made absolute).
-    #[arg(long, default_value = "target/wasm32-wasip1/release/vigil_filter.wasm")]
+    #[arg(long, default_value = "target/vigil_filter.wasm")]
     pub wasm: PathBuf,
     /// Control plane (`vigil serve`) gRPC address.
     #[arg(long, default_value = "127.0.0.1:18000")]

@@ -79,18 +79,16 @@ pub fn envoy_bin() -> PathBuf {
 }
 
 fn default_wasm_path() -> PathBuf {
-    env_path("VIGIL_WASM")
-        .unwrap_or_else(|| target_dir().join("wasm32-wasip1/release/vigil_filter.wasm"))
+    env_path("VIGIL_WASM").unwrap_or_else(|| target_dir().join("vigil_filter.wasm"))
 }
 
 /// The filter module: `VIGIL_WASM`, else
-/// `<repo>/target/wasm32-wasip1/release/vigil_filter.wasm`. Panics if it does not exist.
+/// `<repo>/target/vigil_filter.wasm` (what `make wasm` ships). Panics if it does not exist.
 pub fn wasm_path() -> PathBuf {
     let path = default_wasm_path();
     assert!(
         path.is_file(),
-        "vigil filter module not found at {}: run `make test`, or build it with \
-         `cargo build --release --target wasm32-wasip1 -p vigil-filter` (or set VIGIL_WASM)",
+        "vigil filter module not found at {}: run `make test` or `make wasm` (or set VIGIL_WASM)",
         path.display()
     );
     path
@@ -289,7 +287,7 @@ impl fmt::Debug for DemoApi {
 const ADMIN_PORT_PLACEHOLDER: &str = "port_value: 9901";
 const LISTEN_PORT_PLACEHOLDER: &str = "port_value: 10000";
 const UPSTREAM_PORT_PLACEHOLDER: &str = "port_value: 8080";
-const WASM_PLACEHOLDER: &str = "filename: target/wasm32-wasip1/release/vigil_filter.wasm";
+const WASM_PLACEHOLDER: &str = "filename: target/vigil_filter.wasm";
 const POLICY_PLACEHOLDER: &str = "value: \"\"";
 
 /// Renders a whole Envoy config for the given (listen, admin) ports.

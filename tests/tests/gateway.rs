@@ -1,7 +1,7 @@
 //! End-to-end tests of the vigil filter: Envoy (with the shipped `envoy/gateway.yaml`) in
 //! front of the demo API, driven with raw HTTP/1.1 requests.
 //!
-//! Needs Envoy, `target/wasm32-wasip1/release/vigil_filter.wasm` and
+//! Needs Envoy, `target/vigil_filter.wasm` and
 //! `target/debug/vigil-demo-api` (`make test` builds and installs all of them).
 //!
 //! Every test starts its own demo API and Envoy (`--concurrency 1`, so the filter's counters
