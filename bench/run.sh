@@ -4,22 +4,27 @@
 # (A B C A B C ...) on loopback, for a benign mix and an attack mix; then a soak of vigil to check
 # that Envoy's resident memory stays flat. Results: target/bench/results.json.
 #
-# Each run reports: req/s and p50/p99 with CONNECTIONS connections (the gateway's one worker is
-# saturated, so latency there is mostly queueing); the gateway's CPU time per request (less
-# sensitive to other load on the machine than req/s); and p50/p99 at light load
-# (LIGHT_CONNECTIONS), which is the latency a request adds.
+# The three gateways run side by side for a whole mix and are warmed up once (WARMUP), long
+# enough for V8 to finish optimising the filter; each run then loads one of them. With two or
+# more CPUs the gateways share the last CPU and wrk and the upstream the others, so that runs
+# do not depend on where the scheduler puts three busy processes on few cores.
 #
-# Env: ROUNDS (3), DURATION (10s), CONNECTIONS (32), LIGHT_CONNECTIONS (2), LIGHT_DURATION (5s),
-#      MIXES (benign attack), SOAK_REQUESTS (1000000; 0 skips the soak).
+# Each run reports: req/s and p50/p99 with CONNECTIONS connections (the gateway's one worker is
+# saturated, so latency there is mostly queueing); the gateway's CPU time per request; and
+# p50/p99 at light load (LIGHT_CONNECTIONS), which is the latency a request adds.
+#
+# Env: ROUNDS (5), DURATION (8s), WARMUP (10s), CONNECTIONS (32), LIGHT_CONNECTIONS (2),
+#      LIGHT_DURATION (4s), MIXES (benign attack), SOAK_REQUESTS (1000000; 0 skips the soak).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ENVOY_BIN=${ENVOY_BIN:-.tools/envoy/envoy/_bin/envoy}
-ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-8s}
+WARMUP=${WARMUP:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
 LIGHT_CONNECTIONS=${LIGHT_CONNECTIONS:-2}
-LIGHT_DURATION=${LIGHT_DURATION:-5s}
+LIGHT_DURATION=${LIGHT_DURATION:-4s}
 SOAK_REQUESTS=${SOAK_REQUESTS:-1000000}
 OUT=target/bench
 mkdir -p "$OUT"
@@ -29,6 +34,14 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+
+# CPU placement: gateways on the last CPU, load and upstream on the rest (no pinning on one CPU).
+last_cpu=$(($(nproc) - 1))
+if [ "$last_cpu" -ge 1 ] && command -v taskset >/dev/null; then
+  ON_GATEWAY_CPU="taskset -c $last_cpu"; ON_LOAD_CPUS="taskset -c 0-$((last_cpu - 1))"
+else
+  ON_GATEWAY_CPU=""; ON_LOAD_CPUS=""
+fi
 
 # The upstream: a second Envoy answering 200 at once, so the measured Envoy is the bottleneck.
 cat >"$OUT/upstream.yaml" <<YAML
@@ -71,30 +84,43 @@ open(sys.argv[2], "w").write("\n".join(out))
 PY
 
 ready() { for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$1/ready" >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
-"$ENVOY_BIN" -c "$OUT/upstream.yaml" --concurrency 1 --disable-hot-restart --base-id 181 --log-level error >"$OUT/upstream.log" 2>&1 &
+$ON_LOAD_CPUS "$ENVOY_BIN" -c "$OUT/upstream.yaml" --concurrency 1 --disable-hot-restart --base-id 181 --log-level error >"$OUT/upstream.log" 2>&1 &
 pids+=($!)
 ready $UPSTREAM_ADMIN_PORT || { echo "upstream Envoy did not start" >&2; exit 1; }
 
-start_gateway() {
-  "$ENVOY_BIN" -c "$OUT/$1.yaml" --concurrency 1 --disable-hot-restart --base-id 191 --log-level error >"$OUT/$1.log" 2>&1 &
-  GATEWAY_PID=$!
-  ready $ADMIN_PORT || { echo "gateway $1 did not start:"; tail -5 "$OUT/$1.log"; exit 1; }
+# The configurations keep the ports 18190/18191 (bench/instructions.sh runs them one at a time);
+# running side by side, gateway number k listens on 18190+2k, admin 18191+2k.
+CONFIGS=(no-filter empty-wasm vigil)
+declare -A GATEWAY_PID LISTEN
+start_gateway() { # config index
+  local config=$1 k=$2
+  local listen=$((GATEWAY_PORT + 2 * k)) admin=$((ADMIN_PORT + 2 * k))
+  sed -e "s/port_value: $GATEWAY_PORT\b/port_value: $listen/" -e "s/port_value: $ADMIN_PORT\b/port_value: $admin/" \
+    "$OUT/$config.yaml" >"$OUT/running-$config.yaml"
+  $ON_GATEWAY_CPU "$ENVOY_BIN" -c "$OUT/running-$config.yaml" --concurrency 1 --disable-hot-restart \
+    --base-id $((191 + k)) --log-level error >"$OUT/$config.log" 2>&1 &
+  GATEWAY_PID[$config]=$!; LISTEN[$config]=$listen; pids+=($!)
+  ready $admin || { echo "gateway $config did not start:"; tail -5 "$OUT/$config.log"; exit 1; }
 }
-stop_gateway() { kill "$GATEWAY_PID" 2>/dev/null || true; wait "$GATEWAY_PID" 2>/dev/null || true; }
+stop_gateway() { kill "${GATEWAY_PID[$1]}" 2>/dev/null || true; wait "${GATEWAY_PID[$1]}" 2>/dev/null || true; }
+load() { $ON_LOAD_CPUS wrk -t1 "$@"; }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$GATEWAY_PID/stat"; }
-echo "load before the runs: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/load.txt"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+echo "load before the runs: $(cut -d' ' -f1-3 /proc/loadavg); gateways ${ON_GATEWAY_CPU:-unpinned}" | tee "$OUT/load.txt"
 : >"$OUT/runs.txt"
 for mix in ${MIXES:-benign attack}; do
+  for k in "${!CONFIGS[@]}"; do
+    config=${CONFIGS[$k]}
+    start_gateway "$config" "$k"
+    load -c"$CONNECTIONS" -d"$WARMUP" -s "bench/$mix.lua" "http://127.0.0.1:${LISTEN[$config]}" >/dev/null
+  done
   for round in $(seq 1 "$ROUNDS"); do
-    for config in no-filter empty-wasm vigil; do
-      start_gateway "$config"
-      wrk -t1 -c"$CONNECTIONS" -d2s -s "bench/$mix.lua" "http://127.0.0.1:$GATEWAY_PORT" >/dev/null   # warm-up
-      ticks_before=$(cpu_ticks)
-      wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "bench/$mix.lua" "http://127.0.0.1:$GATEWAY_PORT" >"$OUT/wrk.txt"
-      ticks=$(($(cpu_ticks) - ticks_before))
-      wrk -t1 -c"$LIGHT_CONNECTIONS" -d"$LIGHT_DURATION" --latency -s "bench/$mix.lua" "http://127.0.0.1:$GATEWAY_PORT" >"$OUT/wrk-light.txt"
-      stop_gateway
+    for config in "${CONFIGS[@]}"; do
+      url="http://127.0.0.1:${LISTEN[$config]}"
+      ticks_before=$(cpu_ticks "${GATEWAY_PID[$config]}")
+      load -c"$CONNECTIONS" -d"$DURATION" --latency -s "bench/$mix.lua" "$url" >"$OUT/wrk.txt"
+      ticks=$(($(cpu_ticks "${GATEWAY_PID[$config]}") - ticks_before))
+      load -c"$LIGHT_CONNECTIONS" -d"$LIGHT_DURATION" --latency -s "bench/$mix.lua" "$url" >"$OUT/wrk-light.txt"
       python3 - "$mix" "$config" "$round" "$OUT/wrk.txt" "$OUT/wrk-light.txt" "$ticks" "$(getconf CLK_TCK)" >>"$OUT/runs.txt" <<'PY'
 import re, sys
 mix, config, rnd, path, light_path, ticks, hz = sys.argv[1:8]
@@ -116,19 +142,21 @@ PY
       tail -1 "$OUT/runs.txt"
     done
   done
+  for config in "${CONFIGS[@]}"; do stop_gateway "$config"; done
 done
 
 soak_line=""
 if [ "$SOAK_REQUESTS" -gt 0 ]; then
-  start_gateway vigil
-  rss() { awk '/VmRSS/ {print $2}' "/proc/$GATEWAY_PID/status"; }
-  wrk -t1 -c"$CONNECTIONS" -d10s -s bench/benign.lua "http://127.0.0.1:$GATEWAY_PORT" >/dev/null   # warm-up
+  start_gateway vigil 2
+  url="http://127.0.0.1:${LISTEN[vigil]}"
+  rss() { awk '/VmRSS/ {print $2}' "/proc/${GATEWAY_PID[vigil]}/status"; }
+  load -c"$CONNECTIONS" -d10s -s bench/benign.lua "$url" >/dev/null   # warm-up
   base=$(rss); total=0; samples="$base"
   while [ "$total" -lt "$SOAK_REQUESTS" ]; do
-    n=$(wrk -t1 -c"$CONNECTIONS" -d10s -s bench/benign.lua "http://127.0.0.1:$GATEWAY_PORT" | awk '/requests in/ {print $1}')
+    n=$(load -c"$CONNECTIONS" -d10s -s bench/benign.lua "$url" | awk '/requests in/ {print $1}')
     total=$((total + n)); samples="$samples $(rss)"
   done
-  stop_gateway
+  stop_gateway vigil
   soak_line="soak $total $samples"
   echo "$soak_line"
 fi
