@@ -159,34 +159,49 @@ impl CompiledPolicy {
 
         let mut rules = Vec::new();
         let mut enabled = Vec::new();
-        let mut push_rule = |info: RuleInfo, on: bool, rules: &mut Vec<RuleInfo>| {
-            rules.push(info);
-            enabled.push(on);
-        };
-        for check in &CHECKS {
+        // Every built-in rule takes a slot, with the policy's pack and rule overrides applied;
+        // returns the slot and whether the rule is on.
+        let mut add_builtin = |rules: &mut Vec<RuleInfo>,
+                               id: &str,
+                               category: Category,
+                               severity: Severity,
+                               action: RuleAction,
+                               description: &str| {
             let info = RuleInfo {
-                id: check.id.into(),
-                category: check.category,
-                severity: check.severity,
-                action: check.action,
-                description: check.description.into(),
+                id: id.into(),
+                category,
+                severity,
+                action,
+                description: description.into(),
             };
             let (info, on) = apply_overrides(&document, &pack_settings, info);
-            push_rule(info, on, &mut rules);
+            rules.push(info);
+            enabled.push(on);
+            (rules.len() - 1, on)
+        };
+        for c in &CHECKS {
+            add_builtin(
+                &mut rules,
+                c.id,
+                c.category,
+                c.severity,
+                c.action,
+                c.description,
+            );
         }
         let mut sources = Vec::new();
         for def in packs::BUILTIN {
-            let info = RuleInfo {
-                id: def.id.into(),
-                category: def.category,
-                severity: def.severity,
-                action: RuleAction::Block,
-                description: def.description.into(),
-            };
-            let (info, on) = apply_overrides(&document, &pack_settings, info);
+            let (rule, on) = add_builtin(
+                &mut rules,
+                def.id,
+                def.category,
+                def.severity,
+                RuleAction::Block,
+                def.description,
+            );
             if on {
                 sources.push(SignatureSource {
-                    rule: rules.len(),
+                    rule,
                     scope: def.scope,
                     target_name: None,
                     literals: def.literals.iter().map(|l| (*l).to_owned()).collect(),
@@ -194,20 +209,19 @@ impl CompiledPolicy {
                     case_insensitive: true,
                 });
             }
-            push_rule(info, on, &mut rules);
         }
         for def in detect::BUILTIN {
-            let info = RuleInfo {
-                id: def.id.into(),
-                category: def.category,
-                severity: def.severity,
-                action: RuleAction::Block,
-                description: def.description.into(),
-            };
-            let (info, on) = apply_overrides(&document, &pack_settings, info);
+            let (rule, on) = add_builtin(
+                &mut rules,
+                def.id,
+                def.category,
+                def.severity,
+                RuleAction::Block,
+                def.description,
+            );
             for gate in def.gates.iter().filter(|_| on) {
                 sources.push(SignatureSource {
-                    rule: rules.len(),
+                    rule,
                     scope: def.scope,
                     target_name: None,
                     literals: gate.literals.iter().map(|l| (*l).to_owned()).collect(),
@@ -215,19 +229,17 @@ impl CompiledPolicy {
                     case_insensitive: true,
                 });
             }
-            push_rule(info, on, &mut rules);
         }
         let protocol_base = rules.len();
         for def in detect::protocol::RULES {
-            let info = RuleInfo {
-                id: def.id.into(),
-                category: def.category,
-                severity: def.severity,
-                action: RuleAction::Block,
-                description: def.description.into(),
-            };
-            let (info, on) = apply_overrides(&document, &pack_settings, info);
-            push_rule(info, on, &mut rules);
+            add_builtin(
+                &mut rules,
+                def.id,
+                def.category,
+                def.severity,
+                RuleAction::Block,
+                def.description,
+            );
         }
         for name in document.rules.keys() {
             if !rules.iter().any(|r| &r.id == name) {
@@ -266,17 +278,15 @@ impl CompiledPolicy {
                     });
                 }
             }
-            push_rule(
-                RuleInfo {
-                    id: rule.id.clone(),
-                    category: rule.category,
-                    severity: rule.severity,
-                    action,
-                    description: rule.description.clone().unwrap_or_default(),
-                },
-                on,
-                &mut rules,
-            );
+            // Custom rules have no built-in defaults for `rules.<id>` to override.
+            rules.push(RuleInfo {
+                id: rule.id.clone(),
+                category: rule.category,
+                severity: rule.severity,
+                action,
+                description: rule.description.clone().unwrap_or_default(),
+            });
+            enabled.push(on);
         }
         let signatures = SignatureSet::compile(sources).map_err(|(rule_index, err)| {
             let id = rules.get(rule_index).map(|r| r.id.clone());
