@@ -39,22 +39,29 @@ fn run(policy: &CompiledPolicy, case: &Case<'_>) -> (bool, Vec<String>) {
     (seen.outcome == Outcome::Block, seen.fired)
 }
 
-/// Every case is blocked, and `rule` is among the findings.
-fn blocked_by(rule: &str, cases: Vec<Case<'_>>) {
+/// The cases on which `wrong(blocked, fired)` holds, each with what fired.
+fn failing(cases: &[Case<'_>], wrong: impl Fn(bool, &[String]) -> bool) -> Vec<String> {
     let policy = CompiledPolicy::builtin().unwrap();
-    let failures: Vec<String> = cases
+    cases
         .iter()
         .filter_map(|c| {
             let (blocked, fired) = run(&policy, c);
-            let has = fired.iter().any(|f| f.starts_with(&format!("{rule}@")));
-            (!blocked || !has).then(|| {
+            wrong(blocked, &fired).then(|| {
                 format!(
                     "{} {} {:?} {:?} => {fired:?}",
                     c.method, c.target, c.headers, c.body
                 )
             })
         })
-        .collect();
+        .collect()
+}
+
+/// Every case is blocked, and `rule` is among the findings.
+fn blocked_by(rule: &str, cases: Vec<Case<'_>>) {
+    let prefix = format!("{rule}@");
+    let failures = failing(&cases, |blocked, fired| {
+        !blocked || !fired.iter().any(|f| f.starts_with(&prefix))
+    });
     assert!(
         failures.is_empty(),
         "{rule} did not block:\n{}",
@@ -63,19 +70,7 @@ fn blocked_by(rule: &str, cases: Vec<Case<'_>>) {
 }
 
 fn pass(cases: Vec<Case<'_>>) {
-    let policy = CompiledPolicy::builtin().unwrap();
-    let failures: Vec<String> = cases
-        .iter()
-        .filter_map(|c| {
-            let (blocked, fired) = run(&policy, c);
-            blocked.then(|| {
-                format!(
-                    "{} {} {:?} {:?} => {fired:?}",
-                    c.method, c.target, c.headers, c.body
-                )
-            })
-        })
-        .collect();
+    let failures = failing(&cases, |blocked, _| blocked);
     assert!(
         failures.is_empty(),
         "false positives:\n{}",
