@@ -46,6 +46,11 @@ pub struct Inspected {
 }
 
 pub fn inspect(policy: &CompiledPolicy, case: &Case<'_>) -> Inspected {
+    inspect_at(policy, case, NOW)
+}
+
+/// [`inspect`] with the clock at `now` (Unix seconds).
+pub fn inspect_at(policy: &CompiledPolicy, case: &Case<'_>, now: u64) -> Inspected {
     let headers: Vec<(&str, &[u8])> = case
         .headers
         .iter()
@@ -58,7 +63,7 @@ pub fn inspect(policy: &CompiledPolicy, case: &Case<'_>) -> Inspected {
         body: case.body.map(str::as_bytes),
         body_truncated: false,
     };
-    let verdict = policy.inspect(&request, &|| NOW);
+    let verdict = policy.inspect(&request, &|| now);
     Inspected {
         outcome: verdict.outcome,
         categories: verdict.findings.iter().map(|f| f.rule.category).collect(),
@@ -68,4 +73,20 @@ pub fn inspect(policy: &CompiledPolicy, case: &Case<'_>) -> Inspected {
             .map(|f| format!("{}@{}[{}]", f.rule.id, f.target, f.fragment))
             .collect(),
     }
+}
+
+/// Unpadded base64url, for building test tokens.
+pub fn b64(s: &str) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in s.as_bytes().chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
 }
