@@ -22,11 +22,8 @@ struct Sample {
 
 /// Headers in the order Envoy hands them to a filter for a wrk request from bench/benign.lua.
 fn benign(method: &'static str, target: &str, body: Option<String>) -> Sample {
-    let mut headers: Vec<(&'static str, Vec<u8>)> = vec![
-        (":authority", b"127.0.0.1:18190".to_vec()),
-        (":path", target.as_bytes().to_vec()),
-        (":method", method.as_bytes().to_vec()),
-        (":scheme", b"http".to_vec()),
+    let mut headers = pseudo_headers(method, target);
+    headers.extend([
         ("authorization", JWT.as_bytes().to_vec()),
         ("user-agent", UA.as_bytes().to_vec()),
         ("accept", b"application/json".to_vec()),
@@ -35,7 +32,27 @@ fn benign(method: &'static str, target: &str, body: Option<String>) -> Sample {
             "x-request-id",
             b"1fbc5971-47a6-475f-b86a-4ff7fc94a95d".to_vec(),
         ),
-    ];
+    ]);
+    sample(method, target, headers, body.map(String::into_bytes))
+}
+
+/// Envoy's pseudo-headers for a wrk request.
+fn pseudo_headers(method: &'static str, target: &str) -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        (":authority", b"127.0.0.1:18190".to_vec()),
+        (":path", target.as_bytes().to_vec()),
+        (":method", method.as_bytes().to_vec()),
+        (":scheme", b"http".to_vec()),
+    ]
+}
+
+/// Ends the headers as Envoy does (the body's type and length, then `x-forwarded-proto`).
+fn sample(
+    method: &'static str,
+    target: &str,
+    mut headers: Vec<(&'static str, Vec<u8>)>,
+    body: Option<Vec<u8>>,
+) -> Sample {
     if let Some(b) = &body {
         headers.push(("content-type", b"application/json".to_vec()));
         headers.push(("content-length", b.len().to_string().into_bytes()));
@@ -45,7 +62,7 @@ fn benign(method: &'static str, target: &str, body: Option<String>) -> Sample {
         method,
         target: target.to_owned(),
         headers,
-        body: body.map(String::into_bytes),
+        body,
     }
 }
 
@@ -102,24 +119,9 @@ fn benign_mix() -> Vec<Sample> {
 }
 
 fn attack(method: &'static str, target: &str, ua: &str, json: Option<&str>) -> Sample {
-    let mut headers: Vec<(&'static str, Vec<u8>)> = vec![
-        (":authority", b"127.0.0.1:18190".to_vec()),
-        (":path", target.as_bytes().to_vec()),
-        (":method", method.as_bytes().to_vec()),
-        (":scheme", b"http".to_vec()),
-        ("user-agent", ua.as_bytes().to_vec()),
-    ];
-    if let Some(b) = json {
-        headers.push(("content-type", b"application/json".to_vec()));
-        headers.push(("content-length", b.len().to_string().into_bytes()));
-    }
-    headers.push(("x-forwarded-proto", b"http".to_vec()));
-    Sample {
-        method,
-        target: target.to_owned(),
-        headers,
-        body: json.map(|b| b.as_bytes().to_vec()),
-    }
+    let mut headers = pseudo_headers(method, target);
+    headers.push(("user-agent", ua.as_bytes().to_vec()));
+    sample(method, target, headers, json.map(|b| b.as_bytes().to_vec()))
 }
 
 fn attack_mix() -> Vec<Sample> {
