@@ -183,7 +183,14 @@ impl FilterRoot {
         let Some(shared) = self.shared.clone() else {
             return;
         };
+        // Without the singleton's queue the sums keep growing until it appears.
+        if resolve_events_queue(&self.events_queue).is_none() {
+            return;
+        }
         let usage = self.behaviour.borrow_mut().state.drain_usage();
+        if usage.is_empty() {
+            return;
+        }
         let unix_ms = i64::try_from(crate::unix_ms()).unwrap_or(i64::MAX);
         for o in &usage {
             shared.enqueue(|| {
