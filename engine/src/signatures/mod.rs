@@ -1,8 +1,10 @@
-//! Signature matching: one pass of a set DFA over a value says which rules' regexes can match
-//! (usually none); then an Aho-Corasick pass finds which rules' literals occur, and only those
-//! rules' matchers run: a regex, or a native detector (`crate::detect`) that parses the value.
-//! Native detectors are not in the set: their literals alone gate them. Everything is compiled
-//! once per policy (the set on [`SignatureSet::prepare`] or first use).
+//! Signature matching: one pass of a set DFA over a value says which signatures can match
+//! (usually none), and only those run: a regex, to find where, or a native detector
+//! (`crate::detect`) that parses the value. A native detector's pattern in the set is its gate,
+//! the alternation of its literals. A regex signature also needs one of its literals (they may
+//! narrow a general regex, e.g. to known event-handler names), which an Aho-Corasick pass finds
+//! only when such a regex matched; when the set cannot answer, that pass picks the candidates. Everything is compiled once per policy
+//! (the set on [`SignatureSet::prepare`] or first use).
 
 mod literals;
 pub mod packs;
@@ -12,7 +14,6 @@ use std::sync::OnceLock;
 
 use literals::LiteralScan;
 use regex::bytes::{Regex, RegexBuilder};
-use regex_automata::{PatternID, PatternSet};
 
 use crate::detect::Detect;
 use crate::targets::{Scope, TargetKind};
@@ -24,12 +25,12 @@ const REGEX_SIZE_LIMIT: usize = 4 << 20;
 /// One compiled matcher, tied to a rule by `rule` (an index into the policy's rule table).
 pub struct CompiledSignature {
     pub rule: usize,
+    /// A regex with literals: it applies only where one of them occurs.
+    literal_gated: bool,
     pub scope: Scope,
     /// Only values of targets with this (lower-case) name, e.g. one header or parameter.
     pub target_name: Option<Vec<u8>>,
     pub matcher: Matcher,
-    /// Its pattern's id in the one-pass set (regex matchers only).
-    set_id: Option<PatternID>,
 }
 
 /// How a signature decides, once its literals were seen.
@@ -64,19 +65,19 @@ pub struct SignatureSet {
     prefilter: Option<LiteralScan>,
     /// For each prefilter literal, the signatures it triggers.
     literal_signatures: Vec<Vec<u16>>,
+    /// A bit per signature (as in the set's answer) for the literal-gated ones.
+    literal_gated: Vec<u64>,
     /// Signatures without literals: their regex always runs (custom regex rules, rules on
     /// the path or user agent).
     unfiltered: Vec<u16>,
     /// The target kinds any of `unfiltered` applies to.
     unfiltered_scope: Scope,
-    /// The target kinds any native detector applies to: there a value the set pass rejects
-    /// still needs the literal walk.
-    native_scope: Scope,
     /// Every signature's pattern in one DFA. Built on first use or by [`SignatureSet::prepare`],
     /// so tools that only validate a policy never pay for it; None if the patterns cannot
     /// form one.
     set: OnceLock<Option<MatchSet>>,
-    /// The regex patterns (and case-insensitivity) the set is built from, in signature order.
+    /// The patterns (and case-insensitivity) the set is built from, one per signature, in
+    /// signature order: a pattern's id is its signature's index.
     set_patterns: Vec<(String, bool)>,
 }
 
@@ -98,9 +99,8 @@ impl SignatureSet {
         let mut signatures = Vec::with_capacity(sources.len());
         let mut set_patterns: Vec<(String, bool)> = Vec::new();
         let mut unfiltered_scope = Scope(0);
-        let mut native_scope = Scope(0);
         for (index, src) in sources.into_iter().enumerate() {
-            let (matcher, set_id) = match src.matcher {
+            let (matcher, set_pattern) = match src.matcher {
                 MatcherSource::Regex(pattern) => {
                     let regex = RegexBuilder::new(pattern)
                         .case_insensitive(src.case_insensitive)
@@ -109,21 +109,23 @@ impl SignatureSet {
                         .dfa_size_limit(REGEX_SIZE_LIMIT)
                         .build()
                         .map_err(|e| (src.rule, PatternError(e.to_string())))?;
-                    let id = PatternID::new(set_patterns.len()).ok();
-                    set_patterns.push((pattern.to_owned(), src.case_insensitive));
-                    (Matcher::Regex(regex), id)
+                    (Matcher::Regex(regex), pattern.to_owned())
                 }
+                // The gate: any of the literals, anywhere (an empty list matches everywhere).
                 MatcherSource::Native(detect) => {
-                    native_scope = Scope(native_scope.0 | src.scope.0);
-                    (Matcher::Native(detect), None)
+                    let gate: Vec<String> = src.literals.iter().map(|l| regex::escape(l)).collect();
+                    (Matcher::Native(detect), gate.join("|"))
                 }
             };
+            set_patterns.push((set_pattern, src.case_insensitive));
             let index = u16::try_from(index)
                 .map_err(|_| (src.rule, PatternError("too many rules".into())))?;
             if src.literals.is_empty() {
                 unfiltered.push(index);
                 unfiltered_scope = Scope(unfiltered_scope.0 | src.scope.0);
             }
+            let literal_gated =
+                matches!(src.matcher, MatcherSource::Regex(_)) && !src.literals.is_empty();
             for lit in src.literals {
                 let lit = lit.to_ascii_lowercase();
                 match literals.iter().position(|l| *l == lit) {
@@ -136,10 +138,10 @@ impl SignatureSet {
             }
             signatures.push(CompiledSignature {
                 rule: src.rule,
+                literal_gated,
                 scope: src.scope,
                 target_name: src.target_name,
                 matcher,
-                set_id,
             });
         }
         let prefilter = if literals.is_empty() {
@@ -148,13 +150,19 @@ impl SignatureSet {
             // A full DFA: one table lookup per byte on the request path; built once.
             Some(LiteralScan::build(&literals).map_err(|e| (0, PatternError(e)))?)
         };
+        let mut literal_gated = vec![0u64; signatures.len().div_ceil(64)];
+        for (i, sig) in signatures.iter().enumerate() {
+            if sig.literal_gated {
+                literal_gated[i / 64] |= 1 << (i % 64);
+            }
+        }
         Ok(SignatureSet {
+            literal_gated,
             signatures,
             prefilter,
             literal_signatures,
             unfiltered,
             unfiltered_scope,
-            native_scope,
             set: OnceLock::new(),
             set_patterns,
         })
@@ -199,36 +207,58 @@ impl SignatureSet {
         candidates: &mut Vec<u64>,
         mut on_match: impl FnMut(SignatureMatch),
     ) {
-        // One set pass first: on most values no pattern matches at all, and then neither the
-        // literal prefilter nor any regex needs to run.
+        // One set pass: on most values no pattern matches at all, and nothing else runs.
         if let Some(set) = self.set() {
-            let native = self.native_scope.contains(kind);
             let answered = set.matching(value, |found| {
-                if !found.is_empty() || native {
-                    self.run_candidates(kind, name, value, candidates, Some(found), &mut on_match);
+                let gated = found
+                    .iter()
+                    .zip(&self.literal_gated)
+                    .any(|(f, g)| f & g != 0);
+                if gated {
+                    self.literal_candidates(kind, value, candidates);
                 }
+                for_each_bit(found, |i| {
+                    let Some(sig) = self.signatures.get(i) else {
+                        return;
+                    };
+                    // `candidates` is fresh: a gated signature was found.
+                    let literal = candidates
+                        .get(i / 64)
+                        .is_some_and(|w| w & (1 << (i % 64)) != 0);
+                    if sig.literal_gated && !literal {
+                        return;
+                    }
+                    run(sig, kind, name, value, &mut on_match);
+                });
             });
             if answered {
                 return;
             }
         }
-        self.run_candidates(kind, name, value, candidates, None, &mut on_match);
+        self.run_candidates(kind, name, value, candidates, &mut on_match);
     }
 
-    /// The signatures whose literal occurs in `value` and that apply to this target run their
-    /// regex, in signature order; with `found`, only those the set pass says can match.
+    /// Without the set: the signatures whose literal occurs in `value` (or that have none)
+    /// run, in signature order.
     fn run_candidates(
         &self,
         kind: TargetKind,
         name: &[u8],
         value: &[u8],
         candidates: &mut Vec<u64>,
-        found: Option<&PatternSet>,
         on_match: &mut dyn FnMut(SignatureMatch),
     ) {
-        let words = self.signatures.len().div_ceil(64);
+        self.literal_candidates(kind, value, candidates);
+        for_each_bit(candidates, |i| {
+            run(&self.signatures[i], kind, name, value, on_match);
+        });
+    }
+
+    /// Sets the bit of every signature with a literal in `value`, and of those without
+    /// literals that apply to this kind of target.
+    fn literal_candidates(&self, kind: TargetKind, value: &[u8], candidates: &mut Vec<u64>) {
         candidates.clear();
-        candidates.resize(words, 0);
+        candidates.resize(self.signatures.len().div_ceil(64), 0);
         if let Some(prefilter) = &self.prefilter {
             prefilter.for_each(value, |literal| {
                 for &sig in &self.literal_signatures[literal] {
@@ -237,45 +267,46 @@ impl SignatureSet {
             });
         }
         // Only where they apply: a path-only rule must not make every body value pay for the
-        // candidate walk below.
+        // candidate walk.
         if self.unfiltered_scope.contains(kind) {
             for &sig in &self.unfiltered {
                 candidates[usize::from(sig) / 64] |= 1 << (sig % 64);
             }
         }
-        for_each_bit(candidates, |i| {
-            let sig = &self.signatures[i];
-            if !sig.scope.contains(kind) {
-                return;
-            }
-            if let Some(want) = &sig.target_name {
-                if !name.eq_ignore_ascii_case(want) {
-                    return;
-                }
-            }
-            let found = match &sig.matcher {
-                Matcher::Regex(regex) => {
-                    let possible = found.is_none_or(|f| sig.set_id.is_some_and(|p| f.contains(p)));
-                    if !possible {
-                        return;
-                    }
-                    regex.find(value).map(|m| (m.start(), m.end()))
-                }
-                Matcher::Native(detect) => detect(value),
-            };
-            if let Some((start, end)) = found {
-                on_match(SignatureMatch {
-                    rule: sig.rule,
-                    start,
-                    end,
-                });
-            }
-        });
     }
 
     /// Heap bytes of the one-pass set (its DFA and the transition cache grown so far).
     pub fn set_memory_usage(&self) -> usize {
         self.set().map_or(0, MatchSet::memory_usage)
+    }
+}
+
+/// Runs one signature that may match `value`, if it applies to this target.
+fn run(
+    sig: &CompiledSignature,
+    kind: TargetKind,
+    name: &[u8],
+    value: &[u8],
+    on_match: &mut dyn FnMut(SignatureMatch),
+) {
+    if !sig.scope.contains(kind) {
+        return;
+    }
+    if let Some(want) = &sig.target_name {
+        if !name.eq_ignore_ascii_case(want) {
+            return;
+        }
+    }
+    let found = match &sig.matcher {
+        Matcher::Regex(regex) => regex.find(value).map(|m| (m.start(), m.end())),
+        Matcher::Native(detect) => detect(value),
+    };
+    if let Some((start, end)) = found {
+        on_match(SignatureMatch {
+            rule: sig.rule,
+            start,
+            end,
+        });
     }
 }
 
@@ -318,22 +349,31 @@ mod tests {
         assert_eq!(before, ids.len(), "rule ids are unique");
     }
 
+    /// Every built-in pack and native detector (each gate a signature of its own rule).
     fn builtin_set() -> SignatureSet {
-        SignatureSet::compile(
-            packs::BUILTIN
-                .iter()
-                .enumerate()
-                .map(|(rule, def)| SignatureSource {
-                    rule,
-                    scope: def.scope,
-                    target_name: None,
-                    literals: def.literals.iter().map(|l| (*l).to_owned()).collect(),
-                    matcher: MatcherSource::Regex(def.pattern),
-                    case_insensitive: true,
-                })
-                .collect(),
-        )
-        .unwrap()
+        let packs = packs::BUILTIN.iter().map(|def| SignatureSource {
+            rule: 0,
+            scope: def.scope,
+            target_name: None,
+            literals: def.literals.iter().map(|l| (*l).to_owned()).collect(),
+            matcher: MatcherSource::Regex(def.pattern),
+            case_insensitive: true,
+        });
+        let detectors = crate::detect::BUILTIN.iter().flat_map(|def| {
+            def.gates.iter().map(|gate| SignatureSource {
+                rule: 0,
+                scope: def.scope,
+                target_name: None,
+                literals: gate.literals.iter().map(|l| (*l).to_owned()).collect(),
+                matcher: MatcherSource::Native(gate.detect),
+                case_insensitive: true,
+            })
+        });
+        let mut sources: Vec<SignatureSource<'_>> = packs.chain(detectors).collect();
+        for (rule, source) in sources.iter_mut().enumerate() {
+            source.rule = rule;
+        }
+        SignatureSet::compile(sources).unwrap()
     }
 
     #[test]

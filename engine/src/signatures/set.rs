@@ -10,9 +10,10 @@
 use std::sync::Mutex;
 
 use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::hybrid::LazyStateID;
 use regex_automata::nfa::thompson::{self, WhichCaptures};
 use regex_automata::util::syntax;
-use regex_automata::{Input, MatchKind, PatternSet};
+use regex_automata::{Input, MatchKind};
 
 /// The DFA's transition cache grows as states are visited, up to this bound per VM.
 const CACHE_CAPACITY: usize = 2 << 20;
@@ -29,7 +30,9 @@ pub struct MatchSet {
     dfa: DFA,
     /// Reused across values and requests: a lazy DFA is fast once its cache holds the states
     /// that traffic visits.
-    scratch: Mutex<(Cache, PatternSet)>,
+    /// With a bit per pattern, set for those that matched: cheap to clear, test and walk,
+    /// unlike a `PatternSet`, whose iteration visits every pattern.
+    scratch: Mutex<(Cache, Vec<u64>)>,
 }
 
 impl MatchSet {
@@ -67,29 +70,78 @@ impl MatchSet {
             )
             .build_from_nfa(nfa)
             .ok()?;
-        let scratch = Mutex::new((dfa.create_cache(), PatternSet::new(dfa.pattern_len())));
+        let words = vec![0; dfa.pattern_len().div_ceil(64)];
+        let scratch = Mutex::new((dfa.create_cache(), words));
         Some(MatchSet { dfa, scratch })
     }
 
-    /// Calls `decide` with the set of patterns that match somewhere in `value` and returns true,
-    /// or returns false without calling it when the DFA could not answer.
-    pub fn matching(&self, value: &[u8], decide: impl FnOnce(&PatternSet)) -> bool {
+    /// Calls `decide` with the patterns that match somewhere in `value` (bit `p % 64` of word
+    /// `p / 64` for pattern `p`) and returns true, or returns false without calling it when the
+    /// DFA could not answer.
+    pub fn matching(&self, value: &[u8], decide: impl FnOnce(&[u64])) -> bool {
         // Never contended inside a proxy-wasm VM (one thread); elsewhere, a busy set just
         // means the slower exact path.
         let Ok(mut scratch) = self.scratch.try_lock() else {
             return false;
         };
         let (cache, found) = &mut *scratch;
-        found.clear();
-        if self
-            .dfa
-            .try_which_overlapping_matches(cache, &Input::new(value), found)
-            .is_err()
-        {
+        found.fill(0);
+        if self.walk(cache, value, found).is_none() {
             return false;
         }
         decide(found);
         true
+    }
+
+    /// Reads `value` once through the DFA and adds the patterns of every match state it passes.
+    /// This is what an overlapping search reports, without returning to a caller at each match:
+    /// the library's overlapping search costs several times this loop per byte. None when the
+    /// DFA gives up (its cache thrashes) or meets a quit byte.
+    fn walk(&self, cache: &mut Cache, value: &[u8], found: &mut [u64]) -> Option<()> {
+        let dfa = &self.dfa;
+        let mut report = |cache: &Cache, sid: LazyStateID| {
+            for i in 0..dfa.match_len(cache, sid) {
+                let p = dfa.match_pattern(cache, sid, i).as_usize();
+                if let Some(word) = found.get_mut(p / 64) {
+                    *word |= 1 << (p % 64);
+                }
+            }
+        };
+        let input = Input::new(value);
+        cache.search_start(0);
+        let mut sid = dfa.start_state_forward(cache, &input).ok()?;
+        for (at, &byte) in value.iter().enumerate() {
+            let prev = sid;
+            // Ordinary states index the transition table directly; tagged ones (a match
+            // state, or a transition not computed yet) take the checked path.
+            if !prev.is_tagged() {
+                sid = dfa.next_state_untagged(cache, prev, byte);
+                if !sid.is_tagged() {
+                    continue;
+                }
+            }
+            if prev.is_tagged() || sid.is_unknown() {
+                // Progress feeds the DFA's give-up heuristic when it has to clear its cache.
+                cache.search_update(at);
+                sid = dfa.next_state(cache, prev, byte).ok()?;
+            }
+            if sid.is_match() {
+                report(cache, sid);
+            } else if sid.is_dead() {
+                break;
+            } else if sid.is_quit() {
+                cache.search_finish(at);
+                return None;
+            }
+        }
+        if !sid.is_dead() {
+            sid = dfa.next_eoi_state(cache, sid).ok()?;
+            if sid.is_match() {
+                report(cache, sid);
+            }
+        }
+        cache.search_finish(value.len());
+        Some(())
     }
 
     pub fn memory_usage(&self) -> usize {
@@ -153,8 +205,9 @@ mod tests {
             b"\xff\xfe select \x00 from",
         ] {
             let mut got = Vec::new();
-            assert!(set.matching(value, |found| got =
-                found.iter().map(|p| p.as_usize()).collect()));
+            assert!(set.matching(value, |found| got = (0..PATTERNS.len())
+                .filter(|p| found[p / 64] & (1 << (p % 64)) != 0)
+                .collect()));
             assert_eq!(
                 got,
                 one_by_one(value),

@@ -102,21 +102,26 @@ fn is_json_literal(token: &[u8]) -> bool {
 }
 
 /// Reads the string starting at `input[start] == '"'`, decoding escapes only when present.
+/// Runs between quotes and backslashes are found with memchr and copied whole: string bodies
+/// are most of a JSON document's bytes.
 fn read_string(input: &[u8], start: usize) -> Result<(Cow<'_, [u8]>, usize), JsonError> {
     let body = start + 1;
-    let mut i = body;
-    while i < input.len() {
-        match input[i] {
-            b'"' => return Ok((Cow::Borrowed(&input[body..i]), i + 1)),
-            b'\\' => break,
-            _ => i += 1,
-        }
+    let special = |from: usize| {
+        input
+            .get(from..)
+            .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+            .map(|p| from + p)
+    };
+    let mut i = special(body).ok_or(JsonError::Malformed(start))?;
+    if input[i] == b'"' {
+        return Ok((Cow::Borrowed(&input[body..i]), i + 1));
     }
-    let mut out = input[body..i].to_vec();
-    while i < input.len() {
+    let mut out = Vec::with_capacity(input.len().min(i - body + 64));
+    out.extend_from_slice(&input[body..i]);
+    loop {
         match input[i] {
             b'"' => return Ok((Cow::Owned(out), i + 1)),
-            b'\\' => {
+            _ => {
                 let esc = *input.get(i + 1).ok_or(JsonError::Malformed(i))?;
                 i += 2;
                 match esc {
@@ -149,13 +154,11 @@ fn read_string(input: &[u8], start: usize) -> Result<(Cow<'_, [u8]>, usize), Jso
                     other => out.push(other),
                 }
             }
-            b => {
-                out.push(b);
-                i += 1;
-            }
         }
+        let next = special(i).ok_or(JsonError::Malformed(start))?;
+        out.extend_from_slice(&input[i..next]);
+        i = next;
     }
-    Err(JsonError::Malformed(start))
 }
 
 fn read_hex4(input: &[u8], at: usize) -> Result<u32, JsonError> {
@@ -203,6 +206,16 @@ mod tests {
         let got = collect(r#"{"k\u0041": "\u003cscript\u003e \"q\" \ud83d\ude00"}"#).unwrap();
         assert_eq!(got[0].2, "kA");
         assert_eq!(got[1].2, "<script> \"q\" 😀");
+    }
+
+    #[test]
+    fn escapes_next_to_each_other_and_at_the_ends() {
+        let got = collect(r#"["\\", "a\\\"b", "\"", "\n\n", "x\\", "\u0041\u0042"]"#).unwrap();
+        let values: Vec<_> = got.iter().map(|t| t.2.as_str()).collect();
+        assert_eq!(values, vec!["\\", "a\\\"b", "\"", "\n\n", "x\\", "AB"]);
+        for broken in [r#"["\"#, r#"["a\"#, r#"["a\""#, r#"["\u00"#, r#"["ab"#] {
+            assert!(collect(broken).is_err(), "{broken}");
+        }
     }
 
     #[test]
