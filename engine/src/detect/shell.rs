@@ -187,23 +187,49 @@ enum Opener {
 }
 
 /// Bytes that may open a command position (a table: the scan below runs over whole values).
-const OPENS: [bool; 256] = {
-    let mut t = [false; 256];
+static OPENS: [u8; 256] = {
+    let mut t = [0; 256];
     let bytes = b";&|\n\r$`{";
     let mut i = 0;
     while i < bytes.len() {
-        t[bytes[i] as usize] = true;
+        t[bytes[i] as usize] = 1;
         i += 1;
     }
     t
 };
 
+/// The first byte at or after `from` that may open a command position. Eight bytes are
+/// tested per step with one branch: prose has few openers, and this scan reads all of it.
+fn next_opener(value: &[u8], from: usize) -> Option<usize> {
+    let rest = value.get(from..)?;
+    let mut chunks = rest.chunks_exact(8);
+    let mut at = from;
+    for c in &mut chunks {
+        let any = OPENS[usize::from(c[0])]
+            | OPENS[usize::from(c[1])]
+            | OPENS[usize::from(c[2])]
+            | OPENS[usize::from(c[3])]
+            | OPENS[usize::from(c[4])]
+            | OPENS[usize::from(c[5])]
+            | OPENS[usize::from(c[6])]
+            | OPENS[usize::from(c[7])];
+        if any != 0 {
+            break;
+        }
+        at += 8;
+    }
+    value[at..]
+        .iter()
+        .position(|&b| OPENS[usize::from(b)] != 0)
+        .map(|p| at + p)
+}
+
 /// The detector.
 pub fn detect(value: &[u8]) -> Option<(usize, usize)> {
     let fences = code_fences(value);
     let mut i = 0;
-    while let Some(skip) = value[i..].iter().position(|&b| OPENS[usize::from(b)]) {
-        i += skip;
+    while let Some(next) = next_opener(value, i) {
+        i = next;
         let b = value[i];
         // Lines inside a markdown code fence are documentation, not input to a shell.
         if matches!(b, b'\n' | b'\r') && fences.iter().any(|&(a, z)| a < i && i < z) {
@@ -578,7 +604,23 @@ fn looks_like_host(arg: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::detect;
+    use super::{detect, next_opener};
+
+    #[test]
+    fn opener_scan_finds_what_a_byte_by_byte_scan_finds() {
+        let text =
+            b"Lorem ipsum dolor sit amet; consectetur & adipiscing\nelit | sed $(do) `x` {a,b}\r.";
+        for len in 0..=text.len() {
+            let value = &text[..len];
+            for from in 0..=len + 1 {
+                let naive = value
+                    .get(from..)
+                    .and_then(|r| r.iter().position(|b| b";&|\n\r$`{".contains(b)))
+                    .map(|p| from + p);
+                assert_eq!(next_opener(value, from), naive, "{len} {from}");
+            }
+        }
+    }
 
     fn all_hit(values: &[&str]) {
         crate::detect::check::all_hit(detect, values);

@@ -39,6 +39,15 @@ impl MatchSet {
     /// Builds the set, or None when the patterns cannot form one (then every value takes the
     /// one-regex-at-a-time path). Pattern ids are indexes into `patterns`.
     pub fn build(patterns: &[SetPattern<'_>]) -> Option<MatchSet> {
+        MatchSet::build_with_cache(patterns, CACHE_CAPACITY, Some(3))
+    }
+
+    /// `give_up_after`: clears after which a search that found few bytes per state gives up.
+    fn build_with_cache(
+        patterns: &[SetPattern<'_>],
+        cache_capacity: usize,
+        give_up_after: Option<usize>,
+    ) -> Option<MatchSet> {
         let hirs = patterns
             .iter()
             .map(|p| {
@@ -64,8 +73,9 @@ impl MatchSet {
                 DFA::config()
                     .match_kind(MatchKind::All)
                     .unicode_word_boundary(true)
-                    .cache_capacity(CACHE_CAPACITY)
-                    .minimum_cache_clear_count(Some(3))
+                    .cache_capacity(cache_capacity)
+                    .skip_cache_capacity_check(true)
+                    .minimum_cache_clear_count(give_up_after)
                     .minimum_bytes_per_state(Some(10)),
             )
             .build_from_nfa(nfa)
@@ -99,7 +109,15 @@ impl MatchSet {
     /// DFA gives up (its cache thrashes) or meets a quit byte.
     fn walk(&self, cache: &mut Cache, value: &[u8], found: &mut [u64]) -> Option<()> {
         let dfa = &self.dfa;
+        // Text revisits the same match state (a gate's `&` or newline, again and again): its
+        // patterns are read once in a row. A cleared cache reuses ids, hence the clear count.
+        let mut reported = None;
         let mut report = |cache: &Cache, sid: LazyStateID| {
+            let key = Some((sid, cache.clear_count()));
+            if reported == key {
+                return;
+            }
+            reported = key;
             for i in 0..dfa.match_len(cache, sid) {
                 let p = dfa.match_pattern(cache, sid, i).as_usize();
                 if let Some(word) = found.get_mut(p / 64) {
@@ -215,6 +233,41 @@ mod tests {
                 String::from_utf8_lossy(value)
             );
         }
+    }
+
+    #[test]
+    fn a_cache_that_clears_mid_value_never_changes_the_answer() {
+        let patterns: Vec<SetPattern<'_>> = PATTERNS
+            .iter()
+            .map(|&(pattern, case_insensitive)| SetPattern {
+                pattern,
+                case_insensitive,
+            })
+            .collect();
+        // Room for a handful of states, and never giving up: walks clear it and reuse ids.
+        let set = MatchSet::build_with_cache(&patterns, 4096, None).unwrap();
+        let mut answered = 0;
+        for round in 0..50 {
+            let value = format!(
+                "{} x' OR {round}={round} aab {} SELECT a FROM b <script>",
+                "lorem ipsum ".repeat(round * 40),
+                "aaaab secret ".repeat(round % 7)
+            );
+            let mut got = Vec::new();
+            if set.matching(value.as_bytes(), |found| {
+                got = (0..PATTERNS.len())
+                    .filter(|p| found[p / 64] & (1 << (p % 64)) != 0)
+                    .collect()
+            }) {
+                answered += 1;
+                assert_eq!(got, one_by_one(value.as_bytes()), "{value:?}");
+            }
+        }
+        let clears = set.scratch.lock().map(|s| s.0.clear_count()).unwrap_or(0);
+        assert!(
+            clears > 0 && answered == 50,
+            "{clears} clears, {answered} answered"
+        );
     }
 
     #[test]
