@@ -5,7 +5,7 @@
 use prost::Message;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
+use proxy_wasm::types::{Action, MapType};
 use vigil_engine::behaviour::{
     Admission, BehaviourAction, ClaimLookup, Detection, OffenderKind, Tracked,
 };
@@ -13,6 +13,7 @@ use vigil_engine::{Mode, Request};
 use vigil_proto::v1::{BlockList, DynamicBlock};
 
 use crate::events::{self, BehaviourEvent, RequestFacts};
+use crate::headers::HeaderMap;
 use crate::http::VigilHttp;
 use crate::shared;
 
@@ -27,10 +28,6 @@ pub struct ResponseWatch {
 }
 
 impl VigilHttp {
-    pub(crate) fn now_ms(&self) -> u64 {
-        crate::unix_ms()
-    }
-
     /// Runs the behaviour checks when the policy has detectors or the control plane pushed
     /// blocks; otherwise costs one borrow and three length checks. `Some(action)`: the request
     /// was answered here.
@@ -65,7 +62,7 @@ impl VigilHttp {
             peer.as_deref(),
             metadata.map(|_| &verified as ClaimLookup<'_>),
         );
-        let now_ms = self.now_ms();
+        let now_ms = self.request_ms();
         let admission = {
             let mut guard = shared.behaviour.borrow_mut();
             let edge = &mut *guard;
@@ -173,7 +170,7 @@ impl VigilHttp {
         if self.watch.borrow().is_none() || !self.shared.policy.behaviour().watches_responses() {
             return;
         }
-        let headers = self.get_http_response_headers_bytes();
+        let headers = HeaderMap::read(MapType::HttpResponseHeaders);
         let records_header = self
             .shared
             .policy
@@ -189,8 +186,8 @@ impl VigilHttp {
                 .ok()
                 .and_then(|s| s.trim().parse::<u64>().ok())
         };
-        for (name, value) in &headers {
-            match name.as_str() {
+        for (name, value) in headers.pairs() {
+            match name {
                 ":status" => {
                     w.status = number(value)
                         .and_then(|n| u16::try_from(n).ok())
@@ -223,7 +220,8 @@ impl VigilHttp {
         };
         let shared = self.shared.clone();
         let behaviour = shared.policy.behaviour();
-        let now_ms = self.now_ms();
+        // The response's end, not the request's start: windows count when the pair finished.
+        let now_ms = crate::unix_ms();
         let mut detections = Vec::new();
         let observations = {
             let mut edge = shared.behaviour.borrow_mut();

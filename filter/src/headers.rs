@@ -1,6 +1,6 @@
-//! The request's headers, read in one host call and used where Envoy wrote them: the SDK's
-//! `get_http_request_headers_bytes` copies every name and value into its own allocation, two
-//! per header on every request, and panics on a status it does not expect.
+//! A stream's request or response headers, read in one host call and used where Envoy wrote
+//! them: the SDK's `get_http_request_headers_bytes` copies every name and value into its own
+//! allocation, two per header on every request, and panics on a status it does not expect.
 
 use std::ops::Range;
 
@@ -25,15 +25,15 @@ pub struct HeaderMap {
 }
 
 impl HeaderMap {
-    /// The current request's headers; empty if the host has none to give.
-    pub fn request() -> HeaderMap {
+    /// The current stream's request or response headers; empty if the host has none to give.
+    pub fn read(map: MapType) -> HeaderMap {
         let mut data: *mut u8 = std::ptr::null_mut();
         let mut size: usize = 0;
         // SAFETY: the host writes a pointer it obtained from this module's
         // `proxy_on_memory_allocate` (a boxed slice of exactly `size` bytes) and its size; we
         // take ownership of that allocation once, with the same layout.
         let bytes = unsafe {
-            match proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) {
+            match proxy_get_header_map_pairs(map, &mut data, &mut size) {
                 Status::Ok if !data.is_null() => Vec::from_raw_parts(data, size, size),
                 _ => Vec::new(),
             }

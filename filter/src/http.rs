@@ -1,12 +1,12 @@
 //! Per-request context: collect headers (one host call), buffer the body up to the policy
 //! limit, ask the engine, then continue, or answer 403 with a small JSON body.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
+use proxy_wasm::types::{Action, MapType};
 use vigil_engine::{Outcome, Request};
 
 use crate::events::{self, RequestFacts};
@@ -19,6 +19,8 @@ pub struct VigilHttp {
     pub(crate) headers: HeaderMap,
     pub(crate) request_id: String,
     decided: bool,
+    /// The request's clock reading in Unix ms, taken once (a host call) when first needed.
+    clock: Cell<Option<u64>>,
     /// Set when behaviour detectors want to see this request's response.
     pub(crate) watch: RefCell<Option<crate::behaviour::ResponseWatch>>,
 }
@@ -33,26 +35,39 @@ impl VigilHttp {
             headers: HeaderMap::default(),
             request_id: String::new(),
             decided: false,
+            clock: Cell::new(None),
             watch: RefCell::new(None),
         }
     }
 
-    /// Envoy's `x-request-id` when present (it generates one by default), else a local one.
-    fn request_id(&self) -> String {
+    /// The time of this request in Unix ms: one clock read serves the behaviour checks, the
+    /// engine's token expiry check and the events.
+    pub(crate) fn request_ms(&self) -> u64 {
+        if let Some(ms) = self.clock.get() {
+            return ms;
+        }
+        let ms = crate::unix_ms();
+        self.clock.set(Some(ms));
+        ms
+    }
+
+    /// Envoy's `x-request-id` when present (it generates one by default), else a local one;
+    /// and whether it is local.
+    fn request_id(&self) -> (String, bool) {
         let from_envoy = self
             .headers
             .get("x-request-id")
             .and_then(|v| std::str::from_utf8(v).ok())
             .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()));
         match from_envoy {
-            Some(id) => id.to_owned(),
+            Some(id) => (id.to_owned(), false),
             None => {
                 let nanos = self
                     .get_current_time()
                     .duration_since(UNIX_EPOCH)
                     .map(|d| d.as_nanos())
                     .unwrap_or(0);
-                format!("{nanos:x}-{:x}", self.context_id)
+                (format!("{nanos:x}-{:x}", self.context_id), true)
             }
         }
     }
@@ -73,12 +88,7 @@ impl VigilHttp {
             body,
             body_truncated,
         };
-        let now = || {
-            self.get_current_time()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
-        };
+        let now = || self.request_ms() / 1_000;
         if let Some(answered) = self.admit(&request) {
             return answered;
         }
@@ -147,7 +157,7 @@ impl VigilHttp {
                 .map(|a| events::ip_of(&a))
                 .unwrap_or_default();
             let facts = RequestFacts {
-                unix_ms: i64::try_from(self.now_ms()).unwrap_or(i64::MAX),
+                unix_ms: i64::try_from(self.request_ms()).unwrap_or(i64::MAX),
                 request_id: &self.request_id,
                 method,
                 target,
@@ -161,10 +171,15 @@ impl VigilHttp {
 
 impl HttpContext for VigilHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        self.headers = HeaderMap::request();
-        self.request_id = self.request_id();
-        // Overwrite, never append: a client must not choose the id the upstream sees.
-        self.set_http_request_header("x-vigil-request-id", Some(&self.request_id.clone()));
+        self.headers = HeaderMap::read(MapType::HttpRequestHeaders);
+        let (id, local) = self.request_id();
+        self.request_id = id;
+        // The upstream already has the id as Envoy's `x-request-id`. The header is written
+        // only for a made-up id, or over a client's own (which must never pass as ours):
+        // changing request headers costs Envoy a new route lookup.
+        if local || self.headers.get("x-vigil-request-id").is_some() {
+            self.set_http_request_header("x-vigil-request-id", Some(&self.request_id.clone()));
+        }
         if end_of_stream {
             return self.decide(None, false);
         }

@@ -65,6 +65,9 @@ fn request_id_is_echoed() {
     let resp = api.send(&req).unwrap();
     assert_eq!(resp.status, 200);
     assert_eq!(resp.header("x-upstream-request-id"), Some("e2e-123"));
+    let req = RawRequest::get("/users/1").header("x-request-id", "envoy-456");
+    let resp = api.send(&req).unwrap();
+    assert_eq!(resp.header("x-upstream-request-id"), Some("envoy-456"));
     let resp = api.send(&RawRequest::get("/nope")).unwrap();
     assert_eq!(resp.status, 404);
     assert_eq!(resp.header("x-upstream-request-id"), Some(""));

@@ -165,8 +165,11 @@ fn serve_connection(stream: TcpStream, store: &Store, log: bool) {
             Ok(None) => return,
             Err(e) => return fail(&mut writer, &e, b"", log),
         };
+        // vigil's id: Envoy's `x-request-id`, which vigil repeats as `x-vigil-request-id` only
+        // when it made the id up or a client sent its own.
         let request_id = head
             .header("x-vigil-request-id")
+            .or_else(|| head.header("x-request-id"))
             .unwrap_or_default()
             .to_vec();
         if head.expect_continue
