@@ -20,46 +20,107 @@ pub enum Encoding {
 
 /// The normalised view of one value, borrowed when nothing needed decoding (the common case).
 pub fn normalize(raw: &[u8], encoding: Encoding) -> Cow<'_, [u8]> {
-    if !needs_work(raw, encoding) {
+    let form = encoding == Encoding::Form;
+    let mut found = triggers(raw);
+    let decodable = PERCENT | BACKSLASH | AMPERSAND | UNUSUAL | if form { PLUS } else { 0 };
+    if found & decodable == 0 && !(found & SLASH != 0 && has_comment(raw)) {
         return Cow::Borrowed(raw);
     }
     // Each pass runs only when its trigger byte is present, and its output replaces the value
-    // only when it changed something: a pass that changes nothing copies nothing.
+    // only when it changed something: a pass that changes nothing copies nothing. A change
+    // re-reads the triggers, since decoding can produce any byte.
     let mut value = Cow::Borrowed(raw);
     let mut scratch = Vec::new();
     for round in 0..MAX_DECODE_ROUNDS {
-        let plus = encoding == Encoding::Form && round == 0;
+        let plus = form && round == 0;
         let mut changed = false;
-        if memchr::memchr(b'%', &value).is_some()
-            || (plus && memchr::memchr(b'+', &value).is_some())
-        {
-            changed |= apply(&mut value, &mut scratch, |v, out| {
+        let mut pass = |value: &mut Cow<'_, [u8]>,
+                        found: &mut u8,
+                        run: &dyn Fn(&[u8], &mut Vec<u8>) -> bool| {
+            if apply(value, &mut scratch, run) {
+                changed = true;
+                *found = triggers(value);
+            }
+        };
+        if found & PERCENT != 0 || (plus && found & PLUS != 0) {
+            pass(&mut value, &mut found, &|v, out| {
                 percent_decode(v, plus, out)
             });
         }
-        if memchr::memchr(b'\\', &value).is_some() {
-            changed |= apply(&mut value, &mut scratch, decode_backslash_escapes);
+        if found & BACKSLASH != 0 {
+            pass(&mut value, &mut found, &decode_backslash_escapes);
         }
-        if memchr::memchr(b'&', &value).is_some() {
-            changed |= apply(&mut value, &mut scratch, decode_html_entities);
+        if found & AMPERSAND != 0 {
+            pass(&mut value, &mut found, &decode_html_entities);
         }
         if !changed {
             break;
         }
     }
-    if value.iter().any(|&b| b == 0 || b >= 0x80) {
+    if found & UNUSUAL != 0 {
         apply(&mut value, &mut scratch, |v, out| {
             canonical_utf8(v, out);
             true
         });
+        found = triggers(&value);
     }
-    if memchr::memmem::find(&value, b"/*").is_some() {
+    if found & SLASH != 0 && has_comment(&value) {
         apply(&mut value, &mut scratch, |v, out| {
             strip_sql_comments(v, out);
             true
         });
     }
     value
+}
+
+// The bytes that start some normalisation step, as bit flags of one table.
+const PERCENT: u8 = 1;
+const PLUS: u8 = 2;
+const BACKSLASH: u8 = 4;
+const AMPERSAND: u8 = 8;
+/// NUL or any non-ASCII byte.
+const UNUSUAL: u8 = 16;
+/// May open an SQL comment.
+const SLASH: u8 = 32;
+
+static TRIGGER: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'%' as usize] = PERCENT;
+    t[b'+' as usize] = PLUS;
+    t[b'\\' as usize] = BACKSLASH;
+    t[b'&' as usize] = AMPERSAND;
+    t[0] = UNUSUAL;
+    let mut b = 0x80;
+    while b < 256 {
+        t[b] = UNUSUAL;
+        b += 1;
+    }
+    t[b'/' as usize] = SLASH;
+    t
+};
+
+/// Every trigger present in `value`, read in one pass (eight bytes per step).
+fn triggers(value: &[u8]) -> u8 {
+    let mut chunks = value.chunks_exact(8);
+    let mut found = 0;
+    for c in &mut chunks {
+        found |= TRIGGER[usize::from(c[0])]
+            | TRIGGER[usize::from(c[1])]
+            | TRIGGER[usize::from(c[2])]
+            | TRIGGER[usize::from(c[3])]
+            | TRIGGER[usize::from(c[4])]
+            | TRIGGER[usize::from(c[5])]
+            | TRIGGER[usize::from(c[6])]
+            | TRIGGER[usize::from(c[7])];
+    }
+    for &b in chunks.remainder() {
+        found |= TRIGGER[usize::from(b)];
+    }
+    found
+}
+
+fn has_comment(value: &[u8]) -> bool {
+    memchr::memmem::find(value, b"/*").is_some()
 }
 
 /// Runs one pass from `value` into `scratch`; if it reports a change, its output becomes the
@@ -76,15 +137,6 @@ fn apply(
         *scratch = previous;
     }
     true
-}
-
-fn needs_work(raw: &[u8], encoding: Encoding) -> bool {
-    raw.iter().enumerate().any(|(i, &b)| match b {
-        b'%' | b'\\' | b'&' | 0 | 0x80..=0xFF => true,
-        b'+' => encoding == Encoding::Form,
-        b'/' => raw.get(i + 1) == Some(&b'*'),
-        _ => false,
-    })
 }
 
 fn hex_val(b: u8) -> Option<u8> {
