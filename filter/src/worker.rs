@@ -36,6 +36,9 @@ pub struct Shared {
     pub events_queue: Rc<Cell<Option<u32>>>,
     /// Behaviour windows, blocks and reputation: outlive policy switches.
     pub behaviour: Rc<RefCell<EdgeBehaviour>>,
+    /// Unix seconds as of the last tick (0 before the first): token expiry, with its
+    /// leeway, needs no finer clock, and reading this costs no host call.
+    pub tick_secs: Rc<Cell<u64>>,
 }
 
 /// This worker's behaviour state and the lists the control plane pushed.
@@ -89,6 +92,7 @@ pub struct FilterRoot {
     applied_cas: Option<u32>,
     events_queue: Rc<Cell<Option<u32>>>,
     behaviour: Rc<RefCell<EdgeBehaviour>>,
+    tick_secs: Rc<Cell<u64>>,
     blocks_cas: Option<u32>,
     intel_cas: Option<u32>,
     penalties_cas: Option<u32>,
@@ -139,6 +143,7 @@ impl FilterRoot {
         self.poll_pushed_policy();
         self.poll_lists();
         resolve_events_queue(&self.events_queue);
+        self.tick_secs.set(crate::unix_ms() / 1_000);
         let _ = hostcalls::set_tick_period(POLICY_POLL);
         true
     }
@@ -160,10 +165,12 @@ impl FilterRoot {
             metrics,
             events_queue: self.events_queue.clone(),
             behaviour: self.behaviour.clone(),
+            tick_secs: self.tick_secs.clone(),
         }));
     }
 
     pub fn on_tick(&mut self) {
+        self.tick_secs.set(crate::unix_ms() / 1_000);
         if let Some(m) = &self.metrics {
             m.flush();
         }
