@@ -445,6 +445,33 @@ fn benign_traffic_reaches_the_upstream() {
     ]);
 }
 
+/// Expiry is judged against the clock the filter's workers keep on their tick: a token an hour
+/// past its `exp` is recorded (monitor rule), one valid for another hour passes clean.
+#[test]
+fn expired_tokens_are_recorded_and_valid_ones_pass() {
+    let gw = Gateway::start();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let expired = jwt(
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        &format!(r#"{{"sub":"alice","exp":{}}}"#, now - 3600),
+        &[0x5a; 32],
+    );
+    let resp =
+        gw.send(&RawRequest::get("/users/1").header("Authorization", format!("Bearer {expired}")));
+    assert_upstream(&resp, 200);
+    let resp = gw.send(
+        &RawRequest::get("/users/1").header("Authorization", format!("Bearer {}", valid_jwt())),
+    );
+    assert_upstream(&resp, 200);
+    gw.expect_counters(&[
+        ("requests.monitored", 1),
+        ("requests.allowed", 1),
+        ("findings.category.protocol.severity.low.action.monitor", 1),
+    ]);
+}
+
 // ---------------------------------------------------------------------------------------
 // 2. Attack classes in the URL and headers, and evasions
 // ---------------------------------------------------------------------------------------
