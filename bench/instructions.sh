@@ -4,7 +4,7 @@
 # cache misses or the kernel). Uses the configurations `bench/run.sh` wrote to target/bench/.
 #
 # bench/instructions.sh [CONFIG...]   (no-filter empty-wasm vigil by default)
-# Env: MIX (benign), N (400 requests counted, after 100 of warm-up). Takes ~2 minutes a config.
+# Env: MIX (benign), N (400 requests counted), WARM (warm-up requests first, 100). Takes ~2 minutes a config.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +40,7 @@ for config in "${@:-no-filter empty-wasm vigil}"; do
       >"$OUT/callgrind-$c.log" 2>&1 &
     vg=$!
     ready 18191 || { echo "$c did not start under valgrind" >&2; kill $vg; exit 1; }
-    send 100 >/dev/null
+    send "${WARM:-100}" >/dev/null
     callgrind_control -i on $vg >/dev/null 2>&1
     callgrind_control -z $vg >/dev/null 2>&1
     got=$(send "$N")

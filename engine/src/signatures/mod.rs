@@ -3,8 +3,8 @@
 //! (`crate::detect`) that parses the value. A native detector's pattern in the set is its gate,
 //! the alternation of its literals. A regex signature also needs one of its literals (they may
 //! narrow a general regex, e.g. to known event-handler names), which an Aho-Corasick pass finds
-//! only when such a regex matched; when the set cannot answer, that pass picks the candidates. Everything is compiled once per policy
-//! (the set on [`SignatureSet::prepare`] or first use).
+//! only when such a regex matched; when the set cannot answer, that pass picks the candidates.
+//! Everything is compiled once per policy (the set on [`SignatureSet::prepare`] or first use).
 
 mod literals;
 pub mod packs;
