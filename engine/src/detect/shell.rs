@@ -205,15 +205,7 @@ fn next_opener(value: &[u8], from: usize) -> Option<usize> {
     let mut chunks = rest.chunks_exact(8);
     let mut at = from;
     for c in &mut chunks {
-        let any = OPENS[usize::from(c[0])]
-            | OPENS[usize::from(c[1])]
-            | OPENS[usize::from(c[2])]
-            | OPENS[usize::from(c[3])]
-            | OPENS[usize::from(c[4])]
-            | OPENS[usize::from(c[5])]
-            | OPENS[usize::from(c[6])]
-            | OPENS[usize::from(c[7])];
-        if any != 0 {
+        if crate::normalize::classes_of_eight(&OPENS, c) != 0 {
             break;
         }
         at += 8;
