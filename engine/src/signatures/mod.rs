@@ -25,8 +25,6 @@ const REGEX_SIZE_LIMIT: usize = 4 << 20;
 /// One compiled matcher, tied to a rule by `rule` (an index into the policy's rule table).
 pub struct CompiledSignature {
     pub rule: usize,
-    /// A regex with literals: it applies only where one of them occurs.
-    literal_gated: bool,
     pub scope: Scope,
     /// Only values of targets with this (lower-case) name, e.g. one header or parameter.
     pub target_name: Option<Vec<u8>>,
@@ -65,7 +63,8 @@ pub struct SignatureSet {
     prefilter: Option<LiteralScan>,
     /// For each prefilter literal, the signatures it triggers.
     literal_signatures: Vec<Vec<u16>>,
-    /// A bit per signature (as in the set's answer) for the literal-gated ones.
+    /// A bit per signature (as in the set's answer) for the literal-gated ones: regexes with
+    /// literals, which apply only where one of them occurs.
     literal_gated: Vec<u64>,
     /// Signatures without literals: their regex always runs (custom regex rules, rules on
     /// the path or user agent).
@@ -99,6 +98,7 @@ impl SignatureSet {
         let mut signatures = Vec::with_capacity(sources.len());
         let mut set_patterns: Vec<(String, bool)> = Vec::new();
         let mut unfiltered_scope = Scope(0);
+        let mut literal_gated = vec![0u64; sources.len().div_ceil(64)];
         for (index, src) in sources.into_iter().enumerate() {
             let (matcher, set_pattern) = match src.matcher {
                 MatcherSource::Regex(pattern) => {
@@ -124,8 +124,9 @@ impl SignatureSet {
                 unfiltered.push(index);
                 unfiltered_scope = Scope(unfiltered_scope.0 | src.scope.0);
             }
-            let literal_gated =
-                matches!(src.matcher, MatcherSource::Regex(_)) && !src.literals.is_empty();
+            if matches!(src.matcher, MatcherSource::Regex(_)) && !src.literals.is_empty() {
+                literal_gated[usize::from(index) / 64] |= 1 << (index % 64);
+            }
             for lit in src.literals {
                 let lit = lit.to_ascii_lowercase();
                 match literals.iter().position(|l| *l == lit) {
@@ -138,7 +139,6 @@ impl SignatureSet {
             }
             signatures.push(CompiledSignature {
                 rule: src.rule,
-                literal_gated,
                 scope: src.scope,
                 target_name: src.target_name,
                 matcher,
@@ -150,12 +150,6 @@ impl SignatureSet {
             // A full DFA: one table lookup per byte on the request path; built once.
             Some(LiteralScan::build(&literals).map_err(|e| (0, PatternError(e)))?)
         };
-        let mut literal_gated = vec![0u64; signatures.len().div_ceil(64)];
-        for (i, sig) in signatures.iter().enumerate() {
-            if sig.literal_gated {
-                literal_gated[i / 64] |= 1 << (i % 64);
-            }
-        }
         Ok(SignatureSet {
             literal_gated,
             signatures,
@@ -222,10 +216,9 @@ impl SignatureSet {
                         return;
                     };
                     // `candidates` is fresh: a gated signature was found.
-                    let literal = candidates
-                        .get(i / 64)
-                        .is_some_and(|w| w & (1 << (i % 64)) != 0);
-                    if sig.literal_gated && !literal {
+                    let bit =
+                        |words: &[u64]| words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0);
+                    if bit(&self.literal_gated) && !bit(candidates) {
                         return;
                     }
                     run(sig, kind, name, value, &mut on_match);
