@@ -14,7 +14,8 @@ WASM          := target/vigil_filter.wasm
 WASM_OPT      ?= /usr/bin/wasm-opt
 # The wasm features rustc's wasm32-wasip1 output uses; wasm-opt refuses them unless enabled.
 WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
-                 --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
+                 --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types \
+                 --enable-simd
 PYTHON        ?= python3
 CARGO         ?= cargo
 
