@@ -323,7 +323,7 @@ fn backtick_is_substitution(value: &[u8], at: usize) -> bool {
     if value.get(at + 1) == Some(&b'`') || (at > 0 && value[at - 1] == b'`') {
         return false;
     }
-    let Some(close) = value[at + 1..].iter().position(|&b| b == b'`') else {
+    let Some(close) = memchr::memchr(b'`', &value[at + 1..]) else {
         return at == 0 || !value[at - 1].is_ascii_whitespace();
     };
     let close = at + 1 + close;
