@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { WASI } from 'node:wasi';
 const [file, ...args] = process.argv.slice(2);
-const wasi = new WASI({ version: 'preview1', args: [file, ...args], env: {}, preopens: {} });
+const wasi = new WASI({ version: 'preview1', args: [file, ...args], env: process.env, preopens: {} });
 const mod = await WebAssembly.compile(await readFile(file));
 const inst = await WebAssembly.instantiate(mod, wasi.getImportObject());
 wasi.start(inst);

@@ -5,6 +5,7 @@
 //! cargo run --release -p vigil-engine --example mix [ROUNDS [SAMPLE]]
 //! cargo build --release -p vigil-engine --example mix --target wasm32-wasip1
 //! node bench/wasi-run.mjs target/wasm32-wasip1/release/examples/mix.wasm [ROUNDS [SAMPLE]]
+//! Env: MIX=benign or MIX=attack runs one mix; EVICT=0 skips the evicted-cache pass.
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -216,6 +217,10 @@ fn main() {
         ("benign", benign_mix(), false),
         ("attack", attack_mix(), true),
     ] {
+        // `MIX=benign` or `MIX=attack` runs one mix (e.g. to profile it alone).
+        if std::env::var("MIX").is_ok_and(|m| m != name) {
+            continue;
+        }
         let now = || 1_800_000_000u64;
         for s in &samples {
             let headers: Vec<(&str, &[u8])> =
@@ -230,7 +235,12 @@ fn main() {
             let blocked = policy.inspect(&request, &now).outcome == Outcome::Block;
             assert_eq!(blocked, expect_block, "{name}: {} {}", s.method, s.target);
         }
+        // `EVICT=0` skips the evicted-cache pass (whose cache-thrashing loop swamps a profile).
+        let evict_too = std::env::var("EVICT").map_or(true, |e| e != "0");
         for evict in [false, true] {
+            if evict && !evict_too {
+                continue;
+            }
             let times: Vec<f64> = measure(&policy, &samples, rounds, evict)
                 .into_iter()
                 .filter(|t| t.is_finite())
