@@ -227,11 +227,16 @@ impl<'p, 'r> Inspection<'p, 'r> {
                 | TargetKind::BodyKey
         )
         .then(|| (kind as u8) << 1 | (encoding == Encoding::Form) as u8);
+        // A key is scanned as its own name: the memo keeps it once, under a tag of its own.
+        let (memo_tag, memo_name) = match memo_tag {
+            Some(tag) if std::ptr::eq(name, raw) => (Some(tag | 0x80), &b""[..]),
+            other => (other, name),
+        };
         if let Some(tag) = memo_tag {
             let mut remembered = None;
             if policy
                 .scan_memo
-                .get(tag, name, raw, |hits| remembered = Some(hits.clone()))
+                .get(tag, memo_name, raw, |hits| remembered = Some(hits.clone()))
             {
                 for (rule, matched) in remembered.unwrap_or_default() {
                     self.record(rule, kind, name, &matched);
@@ -254,7 +259,7 @@ impl<'p, 'r> Inspection<'p, 'r> {
                 .iter()
                 .map(|m| (m.rule, value[m.start..m.end].to_vec()))
                 .collect();
-            policy.scan_memo.put(tag, name, raw, hits);
+            policy.scan_memo.put(tag, memo_name, raw, hits);
         }
     }
 

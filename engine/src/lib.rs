@@ -5,6 +5,7 @@
 //! exactly what runs at the edge. Time is passed in by the caller.
 
 pub mod behaviour;
+mod bytes;
 pub mod compiled;
 pub mod detect;
 pub mod inspect;

@@ -9,6 +9,8 @@
 
 use std::sync::Mutex;
 
+use crate::bytes;
+
 /// Inputs longer than this are scanned every time (they are rarely repeated verbatim).
 pub const MAX_KEY: usize = 512;
 
@@ -22,13 +24,19 @@ struct Slot<V> {
 }
 
 pub struct Memo<V> {
+    /// A power of two in length, so a slot is found with a mask, not a division.
     slots: Mutex<Vec<Option<Slot<V>>>>,
 }
 
 impl<V> Memo<V> {
+    /// A memo of at least `slots` slots (rounded up to a power of two).
     pub fn new(slots: usize) -> Memo<V> {
         Memo {
-            slots: Mutex::new((0..slots.max(1)).map(|_| None).collect()),
+            slots: Mutex::new(
+                (0..slots.max(1).next_power_of_two())
+                    .map(|_| None)
+                    .collect(),
+            ),
         }
     }
 
@@ -48,8 +56,8 @@ impl<V> Memo<V> {
                 if s.hash == hash
                     && s.tag == tag
                     && s.split == a.len()
-                    && s.key[..s.split] == *a
-                    && s.key[s.split..] == *b =>
+                    && bytes::equal(&s.key[..s.split], a)
+                    && bytes::equal(&s.key[s.split..], b) =>
             {
                 use_hit(&s.value);
                 true
@@ -84,25 +92,41 @@ impl<V> Memo<V> {
 }
 
 fn index(hash: u64, len: usize) -> usize {
-    (hash >> 32) as usize % len
+    (hash >> 32) as usize & (len - 1)
 }
 
-/// A fast multiplicative hash, eight bytes at a time (the keys are compared in full anyway).
+const K: u64 = 0x517c_c1b7_2722_0a95;
+
+/// A fast multiplicative hash, eight bytes per step (the keys are compared in full anyway).
 fn hash(tag: u8, a: &[u8], b: &[u8]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h = u64::from(tag).wrapping_add(a.len() as u64).wrapping_mul(K);
-    for part in [a, b] {
-        let mut chunks = part.chunks_exact(8);
-        for c in &mut chunks {
-            let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            h = (h.rotate_left(5) ^ word).wrapping_mul(K);
-        }
-        for &byte in chunks.remainder() {
-            h = (h.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
-        }
-        h = (h.rotate_left(5) ^ 0xff).wrapping_mul(K);
+    let h = u64::from(tag).wrapping_mul(K);
+    mix_part(mix_part(h, a), b)
+}
+
+fn mix(h: u64, word: u64) -> u64 {
+    (h.rotate_left(5) ^ word).wrapping_mul(K)
+}
+
+/// Adds one part and its length. A part's tail is one more word, not a byte per step: its
+/// last eight bytes (overlapping those already read), or for a short part, its bytes packed.
+fn mix_part(mut h: u64, part: &[u8]) -> u64 {
+    let n = part.len();
+    let mut words = part.chunks_exact(8);
+    for w in &mut words {
+        h = mix(h, bytes::word8(w));
     }
-    h
+    let tail = match words.remainder().len() {
+        0 => 0,
+        _ if n >= 8 => bytes::word8(&part[n - 8..]),
+        4.. => u64::from(word4(part)) << 32 | u64::from(word4(&part[n - 4..])),
+        _ => u64::from(part[0]) << 16 | u64::from(part[n / 2]) << 8 | u64::from(part[n - 1]),
+    };
+    mix(mix(h, tail), n as u64)
+}
+
+/// The first four bytes of `s` (the caller passes at least four).
+fn word4(s: &[u8]) -> u32 {
+    u32::from_le_bytes([s[0], s[1], s[2], s[3]])
 }
 
 #[cfg(test)]
@@ -123,6 +147,21 @@ mod tests {
         assert_eq!(get(&m, 2, b"user-agent", b"curl/8"), None, "other tag");
         assert_eq!(get(&m, 1, b"user-agentc", b"url/8"), None, "other split");
         assert_eq!(get(&m, 1, b"user-agent", b"curl/9"), None);
+    }
+
+    #[test]
+    fn keys_of_every_length_hit_only_themselves() {
+        let m = Memo::new(4096);
+        let text: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for n in 0..text.len() {
+            m.put(3, &text[..n], b"v", n as u32);
+            assert_eq!(get(&m, 3, &text[..n], b"v"), Some(n as u32));
+            for at in 0..n {
+                let mut other = text[..n].to_vec();
+                other[at] = b'#';
+                assert_eq!(get(&m, 3, &other, b"v"), None, "len {n}, changed at {at}");
+            }
+        }
     }
 
     #[test]

@@ -104,22 +104,12 @@ fn triggers(value: &[u8]) -> u8 {
     let mut chunks = value.chunks_exact(8);
     let mut found = 0;
     for c in &mut chunks {
-        found |= classes_of_eight(&TRIGGER, c);
+        found |= crate::bytes::classes_of_eight(&TRIGGER, c);
     }
     for &b in chunks.remainder() {
         found |= TRIGGER[usize::from(b)];
     }
     found
-}
-
-/// The OR of `table`'s entries for the first eight bytes of `chunk` (which has at least eight):
-/// whole-value scans take one branch per eight bytes this way.
-#[inline(always)]
-pub(crate) fn classes_of_eight(table: &[u8; 256], chunk: &[u8]) -> u8 {
-    chunk
-        .iter()
-        .take(8)
-        .fold(0, |acc, &b| acc | table[usize::from(b)])
 }
 
 fn has_comment(value: &[u8]) -> bool {

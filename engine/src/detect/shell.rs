@@ -205,7 +205,7 @@ fn next_opener(value: &[u8], from: usize) -> Option<usize> {
     let mut chunks = rest.chunks_exact(8);
     let mut at = from;
     for c in &mut chunks {
-        if crate::normalize::classes_of_eight(&OPENS, c) != 0 {
+        if crate::bytes::classes_of_eight(&OPENS, c) != 0 {
             break;
         }
         at += 8;
