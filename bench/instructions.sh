@@ -19,13 +19,32 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 ready() { for _ in $(seq 1 1500); do curl -fs "http://127.0.0.1:$1/ready" >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
-# Sends exactly $1 requests of the mix on one connection, then idles until wrk's deadline.
+# Sends exactly $1 requests of the mix on one connection and marks the moment the last answer
+# came ($OUT/count.done): wrk itself only exits at its deadline, and counting the idle seconds
+# until then would add the gateways' timers (vigil's 100 ms tick) to every request.
 cat >"$OUT/count.lua" <<'LUA'
 dofile(os.getenv("VIGIL_MIX"))
 local limit, seen = tonumber(os.getenv("VIGIL_COUNT")), 0
-response = function() seen = seen + 1; if seen >= limit then wrk.thread:stop() end end
+response = function()
+  seen = seen + 1
+  if seen == limit then
+    local f = io.open(os.getenv("VIGIL_DONE"), "w"); f:close()
+    wrk.thread:stop()
+  end
+end
 LUA
-send() { VIGIL_MIX="bench/$MIX.lua" VIGIL_COUNT=$1 wrk -t1 -c1 -d60s -s "$OUT/count.lua" http://127.0.0.1:18190 | awk '/requests in/ {print $1}'; }
+# send N [then]: starts the requests, waits for the last answer, runs `then` at once, prints N.
+send() {
+  rm -f "$OUT/count.done"
+  VIGIL_MIX="bench/$MIX.lua" VIGIL_COUNT=$1 VIGIL_DONE="$OUT/count.done" \
+    wrk -t1 -c1 -d300s -s "$OUT/count.lua" http://127.0.0.1:18190 >/dev/null &
+  local wrk_pid=$!
+  for _ in $(seq 1 6000); do [ -f "$OUT/count.done" ] && break; sleep 0.05; done
+  [ -f "$OUT/count.done" ] || { echo "the requests did not finish" >&2; kill $wrk_pid; exit 1; }
+  ${2:-true} >/dev/null 2>&1
+  kill $wrk_pid 2>/dev/null; wait $wrk_pid 2>/dev/null || true
+  echo "$1"
+}
 
 "$ENVOY_BIN" -c "$OUT/upstream.yaml" --concurrency 1 --disable-hot-restart --base-id 181 --log-level error >"$OUT/upstream.log" 2>&1 &
 pids+=($!)
@@ -43,8 +62,7 @@ for config in "${@:-no-filter empty-wasm vigil}"; do
     send "${WARM:-100}" >/dev/null
     callgrind_control -i on $vg >/dev/null 2>&1
     callgrind_control -z $vg >/dev/null 2>&1
-    got=$(send "$N")
-    callgrind_control -d $vg >/dev/null 2>&1
+    got=$(send "$N" "callgrind_control -d $vg")
     kill $vg; wait $vg 2>/dev/null || true
     callgrind_annotate --threshold=100 "$OUT/callgrind-$c.out.1" 2>/dev/null | python3 -c '
 import re, sys, collections

@@ -14,7 +14,8 @@
 # p50/p99 at light load (LIGHT_CONNECTIONS), which is the latency a request adds.
 #
 # Env: ROUNDS (5), DURATION (8s), WARMUP (10s), CONNECTIONS (32), LIGHT_CONNECTIONS (2),
-#      LIGHT_DURATION (4s), MIXES (benign attack), SOAK_REQUESTS (1000000; 0 skips the soak).
+#      LIGHT_DURATION (4s), MIXES (benign attack), SOAK_REQUESTS (1000000; 0 skips the soak),
+#      CONFIGS (no-filter empty-wasm vigil; any target/bench/NAME.yaml can join, e.g. an older build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -90,7 +91,7 @@ ready $UPSTREAM_ADMIN_PORT || { echo "upstream Envoy did not start" >&2; exit 1;
 
 # The configurations keep the ports 18190/18191 (bench/instructions.sh runs them one at a time);
 # running side by side, gateway number k listens on 18190+2k, admin 18191+2k.
-CONFIGS=(no-filter empty-wasm vigil)
+read -ra CONFIGS <<<"${CONFIGS:-no-filter empty-wasm vigil}"
 declare -A GATEWAY_PID LISTEN
 start_gateway() { # config index
   local config=$1 k=$2
@@ -182,13 +183,21 @@ for mix, configs in res.items():
               s["cpu_us_per_request"], s["light_p50_ms"], s["light_p99_ms"]))
     v, e, n = (summary[mix].get(c) for c in ("vigil", "empty-wasm", "no-filter"))
     if v and e and n:
+        # Paired: each round's configurations run back to back, so a round's ratio sees one
+        # state of the machine; the median of those is steadier than the ratio of medians when
+        # the machine's speed drifts between rounds.
+        paired = lambda a, b, k: statistics.median(x / y for x, y in zip(a["runs"][k], b["runs"][k]))
         ratios = {"vigil/no-filter": v["rps"] / n["rps"], "vigil/empty-wasm": v["rps"] / e["rps"],
+                  "paired_vigil/no-filter": paired(v, n, "rps"), "paired_vigil/empty-wasm": paired(v, e, "rps"),
+                  "paired_cpu_empty-wasm/vigil": paired(e, v, "cpu_us_per_request"),
                   "cpu_empty-wasm/vigil": e["cpu_us_per_request"] / v["cpu_us_per_request"],
                   "added_p99_vs_empty_wasm_ms": v["light_p99_ms"] - e["light_p99_ms"],
                   "added_saturated_p99_vs_empty_wasm_ms": v["p99_ms"] - e["p99_ms"]}
         summary[mix]["ratios"] = ratios
         print("%-7s req/s vigil/no-filter %.2f, vigil/empty-wasm %.2f; CPU per request empty-wasm/vigil %.2f" % (
             mix, ratios["vigil/no-filter"], ratios["vigil/empty-wasm"], ratios["cpu_empty-wasm/vigil"]))
+        print("%-7s paired (median of the rounds' ratios): vigil/no-filter %.2f, vigil/empty-wasm %.2f; CPU %.2f" % (
+            mix, ratios["paired_vigil/no-filter"], ratios["paired_vigil/empty-wasm"], ratios["paired_cpu_empty-wasm/vigil"]))
         print("%-7s added p99 vs empty wasm: %.3f ms at light load, %.3f ms saturated" % (
             mix, ratios["added_p99_vs_empty_wasm_ms"], ratios["added_saturated_p99_vs_empty_wasm_ms"]))
 if sys.argv[3]:
