@@ -128,13 +128,53 @@ impl MatchSet {
         let input = Input::new(value);
         cache.search_start(0);
         let mut sid = dfa.start_state_forward(cache, &input).ok()?;
-        for (at, &byte) in value.iter().enumerate() {
-            let prev = sid;
-            // Ordinary states index the transition table directly; tagged ones (a match
-            // state, or a transition not computed yet) take the checked path.
+        let mut at = 0;
+        while at < value.len() {
+            // Ordinary states index the transition table directly, four bytes per turn while
+            // none is tagged (a match state, or a transition not computed yet); a tagged one
+            // takes the checked path below.
+            let mut prev = sid;
             if !prev.is_tagged() {
-                sid = dfa.next_state_untagged(cache, prev, byte);
+                while let Some(chunk) = value.get(at..at + 4) {
+                    // SAFETY: `prev` is untagged and came from the latest call for this cache
+                    // (start, `next_state` or this one), as `next_state_untagged_unchecked`
+                    // requires; the cache is only cleared inside `next_state`, which hands
+                    // back a fresh id.
+                    let s1 = unsafe { dfa.next_state_untagged_unchecked(cache, prev, chunk[0]) };
+                    if s1.is_tagged() {
+                        break;
+                    }
+                    let s2 = unsafe { dfa.next_state_untagged_unchecked(cache, s1, chunk[1]) };
+                    if s2.is_tagged() {
+                        prev = s1;
+                        at += 1;
+                        break;
+                    }
+                    let s3 = unsafe { dfa.next_state_untagged_unchecked(cache, s2, chunk[2]) };
+                    if s3.is_tagged() {
+                        prev = s2;
+                        at += 2;
+                        break;
+                    }
+                    let s4 = unsafe { dfa.next_state_untagged_unchecked(cache, s3, chunk[3]) };
+                    if s4.is_tagged() {
+                        prev = s3;
+                        at += 3;
+                        break;
+                    }
+                    prev = s4;
+                    at += 4;
+                }
+            }
+            let Some(&byte) = value.get(at) else {
+                sid = prev;
+                break;
+            };
+            if !prev.is_tagged() {
+                // SAFETY: as above.
+                sid = unsafe { dfa.next_state_untagged_unchecked(cache, prev, byte) };
                 if !sid.is_tagged() {
+                    at += 1;
                     continue;
                 }
             }
@@ -151,6 +191,7 @@ impl MatchSet {
                 cache.search_finish(at);
                 return None;
             }
+            at += 1;
         }
         if !sid.is_dead() {
             sid = dfa.next_eoi_state(cache, sid).ok()?;
