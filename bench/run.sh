@@ -4,10 +4,10 @@
 # (A B C A B C ...) on loopback, for a benign mix and an attack mix; then a soak of vigil to check
 # that Envoy's resident memory stays flat. Results: target/bench/results.json.
 #
-# The three gateways run side by side for a whole mix and are warmed up once (WARMUP), long
+# The gateways run side by side for a whole mix and are warmed up once (WARMUP), long
 # enough for V8 to finish optimising the filter; each run then loads one of them. With two or
 # more CPUs the gateways share the last CPU and wrk and the upstream the others, so that runs
-# do not depend on where the scheduler puts three busy processes on few cores.
+# do not depend on where the scheduler puts several busy processes on few cores.
 #
 # Each run reports: req/s and p50/p99 with CONNECTIONS connections (the gateway's one worker is
 # saturated, so latency there is mostly queueing); the gateway's CPU time per request; and
@@ -15,7 +15,7 @@
 #
 # Env: ROUNDS (5), DURATION (8s), WARMUP (10s), CONNECTIONS (32), LIGHT_CONNECTIONS (2),
 #      LIGHT_DURATION (4s), MIXES (benign attack), SOAK_REQUESTS (1000000; 0 skips the soak),
-#      CONFIGS (no-filter empty-wasm vigil; any target/bench/NAME.yaml can join, e.g. an older build).
+#      CONFIGS (no-filter empty-wasm read-floor vigil; any target/bench/NAME.yaml can join, e.g. an older build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,10 +63,12 @@ static_resources:
                       routes: [{ match: { prefix: "/" }, direct_response: { status: 200, body: { inline_string: "{\"ok\":true}" } } }]
                 http_filters: [{ name: envoy.filters.http.router, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } }]
 YAML
-# The three gateways: vigil from `vigil envoy-config`; the floor and "none" derived from it.
+# The gateways: vigil from `vigil envoy-config`; the floors and "none" derived from it.
 target/release/vigil envoy-config --no-control-plane --listen 127.0.0.1:$GATEWAY_PORT --admin 127.0.0.1:$ADMIN_PORT \
   --upstream 127.0.0.1:$UPSTREAM_PORT --wasm target/vigil_filter.wasm >"$OUT/vigil.yaml"
 sed "s#target/vigil_filter.wasm#target/wasm32-wasip1/release/vigil_bench_noop_filter.wasm#" "$OUT/vigil.yaml" >"$OUT/empty-wasm.yaml"
+grep -q 'value: ""' "$OUT/empty-wasm.yaml" || { echo "no empty plugin configuration in $OUT/vigil.yaml" >&2; exit 1; }
+sed 's#value: ""#value: "read"#' "$OUT/empty-wasm.yaml" >"$OUT/read-floor.yaml"
 python3 - "$OUT/vigil.yaml" "$OUT/no-filter.yaml" <<'PY'
 import sys
 lines = open(sys.argv[1]).read().split("\n")
@@ -91,7 +93,7 @@ ready $UPSTREAM_ADMIN_PORT || { echo "upstream Envoy did not start" >&2; exit 1;
 
 # The configurations keep the ports 18190/18191 (bench/instructions.sh runs them one at a time);
 # running side by side, gateway number k listens on 18190+2k, admin 18191+2k.
-read -ra CONFIGS <<<"${CONFIGS:-no-filter empty-wasm vigil}"
+read -ra CONFIGS <<<"${CONFIGS:-no-filter empty-wasm read-floor vigil}"
 declare -A GATEWAY_PID LISTEN
 start_gateway() { # config index
   local config=$1 k=$2
@@ -193,11 +195,19 @@ for mix, configs in res.items():
                   "cpu_empty-wasm/vigil": e["cpu_us_per_request"] / v["cpu_us_per_request"],
                   "added_p99_vs_empty_wasm_ms": v["light_p99_ms"] - e["light_p99_ms"],
                   "added_saturated_p99_vs_empty_wasm_ms": v["p99_ms"] - e["p99_ms"]}
+        r = summary[mix].get("read-floor")
+        if r:
+            ratios["vigil/read-floor"] = v["rps"] / r["rps"]
+            ratios["paired_vigil/read-floor"] = paired(v, r, "rps")
+            ratios["read-floor/empty-wasm"] = r["rps"] / e["rps"]
         summary[mix]["ratios"] = ratios
         print("%-7s req/s vigil/no-filter %.2f, vigil/empty-wasm %.2f; CPU per request empty-wasm/vigil %.2f" % (
             mix, ratios["vigil/no-filter"], ratios["vigil/empty-wasm"], ratios["cpu_empty-wasm/vigil"]))
         print("%-7s paired (median of the rounds' ratios): vigil/no-filter %.2f, vigil/empty-wasm %.2f; CPU %.2f" % (
             mix, ratios["paired_vigil/no-filter"], ratios["paired_vigil/empty-wasm"], ratios["paired_cpu_empty-wasm/vigil"]))
+        if r:
+            print("%-7s reading headers and body alone: read-floor/empty-wasm %.2f; vigil/read-floor %.2f (paired %.2f)" % (
+                mix, ratios["read-floor/empty-wasm"], ratios["vigil/read-floor"], ratios["paired_vigil/read-floor"]))
         print("%-7s added p99 vs empty wasm: %.3f ms at light load, %.3f ms saturated" % (
             mix, ratios["added_p99_vs_empty_wasm_ms"], ratios["added_saturated_p99_vs_empty_wasm_ms"]))
 if sys.argv[3]:
