@@ -83,6 +83,7 @@ lint: .tools/.wasm-target
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -p vigil-engine -p vigil-proto -p vigil -p vigil-demo-api -p vigil-e2e -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) -p vigil-filter -p vigil-bench-noop-filter -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) -p vigil-filter --features timing -- -D warnings
 
 unit:
 	$(CARGO) test -p vigil-engine -p vigil-proto -p vigil-filter -p vigil -p vigil-demo-api

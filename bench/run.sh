@@ -94,7 +94,7 @@ ready $UPSTREAM_ADMIN_PORT || { echo "upstream Envoy did not start" >&2; exit 1;
 # The configurations keep the ports 18190/18191 (bench/instructions.sh runs them one at a time);
 # running side by side, gateway number k listens on 18190+2k, admin 18191+2k.
 read -ra CONFIGS <<<"${CONFIGS:-no-filter empty-wasm read-floor vigil}"
-declare -A GATEWAY_PID LISTEN
+declare -A GATEWAY_PID LISTEN ADMIN
 start_gateway() { # config index
   local config=$1 k=$2
   local listen=$((GATEWAY_PORT + 2 * k)) admin=$((ADMIN_PORT + 2 * k))
@@ -102,7 +102,7 @@ start_gateway() { # config index
     "$OUT/$config.yaml" >"$OUT/running-$config.yaml"
   $ON_GATEWAY_CPU "$ENVOY_BIN" -c "$OUT/running-$config.yaml" --concurrency 1 --disable-hot-restart \
     --base-id $((191 + k)) --log-level error >"$OUT/$config.log" 2>&1 &
-  GATEWAY_PID[$config]=$!; LISTEN[$config]=$listen; pids+=($!)
+  GATEWAY_PID[$config]=$!; LISTEN[$config]=$listen; ADMIN[$config]=$admin; pids+=($!)
   ready $admin || { echo "gateway $config did not start:"; tail -5 "$OUT/$config.log"; exit 1; }
 }
 stop_gateway() { kill "${GATEWAY_PID[$1]}" 2>/dev/null || true; wait "${GATEWAY_PID[$1]}" 2>/dev/null || true; }
@@ -145,7 +145,11 @@ PY
       tail -1 "$OUT/runs.txt"
     done
   done
-  for config in "${CONFIGS[@]}"; do stop_gateway "$config"; done
+  for config in "${CONFIGS[@]}"; do
+    # vigil's own counters over the whole mix (bench/timing.sh reads its build's timings here).
+    curl -fs "http://127.0.0.1:${ADMIN[$config]}/stats?filter=^wasmcustom.vigil" >"$OUT/$config-$mix.stats" || true
+    stop_gateway "$config"
+  done
 done
 
 soak_line=""

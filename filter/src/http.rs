@@ -11,6 +11,7 @@ use vigil_engine::{Outcome, Request};
 
 use crate::events::{self, RequestFacts};
 use crate::headers::HeaderMap;
+use crate::timing::{self, Phase};
 use crate::worker::Shared;
 
 pub struct VigilHttp {
@@ -96,7 +97,7 @@ impl VigilHttp {
             return answered;
         }
         let shared = &self.shared;
-        let verdict = shared.policy.inspect(&request, &now);
+        let verdict = timing::timed(Phase::Engine, || shared.policy.inspect(&request, &now));
 
         let m = &shared.metrics;
         m.inspected.bump();
@@ -174,34 +175,16 @@ impl VigilHttp {
 
 impl HttpContext for VigilHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        self.headers = HeaderMap::read(MapType::HttpRequestHeaders);
-        let (id, local) = self.request_id();
-        self.request_id = id;
-        // The upstream already has the id as Envoy's `x-request-id`. The header is written
-        // only for a made-up id, or over a client's own (which must never pass as ours):
-        // changing request headers costs Envoy a new route lookup.
-        if local || self.headers.get("x-vigil-request-id").is_some() {
-            self.set_http_request_header("x-vigil-request-id", Some(&self.request_id.clone()));
-        }
-        if end_of_stream {
-            return self.decide(None, false);
-        }
-        // Hold the headers until the body has been inspected.
-        Action::Pause
+        timing::timed(Phase::Nothing, || ());
+        timing::timed(Phase::RequestHeaders, || {
+            self.request_headers(end_of_stream)
+        })
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if self.decided {
-            return Action::Continue; // past the inspection limit: the rest streams through
-        }
-        let limit = self.shared.policy.body_limit();
-        if !end_of_stream && body_size < limit {
-            return Action::Pause; // buffer until the end or the limit
-        }
-        let take = body_size.min(limit);
-        let body = self.get_http_request_body(0, take).unwrap_or_default();
-        let truncated = body_size > limit || (!end_of_stream && body_size >= limit);
-        self.decide(Some(&body), truncated)
+        timing::timed(Phase::RequestBody, || {
+            self.request_body(body_size, end_of_stream)
+        })
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -225,5 +208,38 @@ impl HttpContext for VigilHttp {
         let limit = self.shared.policy.body_limit();
         let body = self.get_http_request_body(0, limit).unwrap_or_default();
         self.decide(Some(&body), false)
+    }
+}
+
+impl VigilHttp {
+    fn request_headers(&mut self, end_of_stream: bool) -> Action {
+        self.headers = HeaderMap::read(MapType::HttpRequestHeaders);
+        let (id, local) = self.request_id();
+        self.request_id = id;
+        // The upstream already has the id as Envoy's `x-request-id`. The header is written
+        // only for a made-up id, or over a client's own (which must never pass as ours):
+        // changing request headers costs Envoy a new route lookup.
+        if local || self.headers.get("x-vigil-request-id").is_some() {
+            self.set_http_request_header("x-vigil-request-id", Some(&self.request_id.clone()));
+        }
+        if end_of_stream {
+            return self.decide(None, false);
+        }
+        // Hold the headers until the body has been inspected.
+        Action::Pause
+    }
+
+    fn request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.decided {
+            return Action::Continue; // past the inspection limit: the rest streams through
+        }
+        let limit = self.shared.policy.body_limit();
+        if !end_of_stream && body_size < limit {
+            return Action::Pause; // buffer until the end or the limit
+        }
+        let take = body_size.min(limit);
+        let body = self.get_http_request_body(0, take).unwrap_or_default();
+        let truncated = body_size > limit || (!end_of_stream && body_size >= limit);
+        self.decide(Some(&body), truncated)
     }
 }

@@ -16,6 +16,7 @@ mod http;
 mod metrics;
 mod service;
 mod shared;
+mod timing;
 mod worker;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};

@@ -19,7 +19,7 @@ pub struct Counter {
 }
 
 impl Counter {
-    fn define(name: &str) -> Counter {
+    pub(crate) fn define(name: &str) -> Counter {
         Counter {
             id: counter(name),
             pending: Cell::new(0),
@@ -27,10 +27,14 @@ impl Counter {
     }
 
     pub fn bump(&self) {
-        self.pending.set(self.pending.get() + 1);
+        self.add(1);
     }
 
-    fn flush(&self) {
+    pub fn add(&self, n: u64) {
+        self.pending.set(self.pending.get().saturating_add(n));
+    }
+
+    pub(crate) fn flush(&self) {
         let n = self.pending.replace(0);
         if n > 0 {
             add(self.id, n);

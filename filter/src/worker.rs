@@ -174,6 +174,7 @@ impl FilterRoot {
         if let Some(m) = &self.metrics {
             m.flush();
         }
+        crate::timing::flush();
         self.poll_pushed_policy();
         self.poll_lists();
         resolve_events_queue(&self.events_queue);
