@@ -15,7 +15,8 @@
 #
 # Env: ROUNDS (5), DURATION (8s), WARMUP (10s), CONNECTIONS (32), LIGHT_CONNECTIONS (2),
 #      LIGHT_DURATION (4s), MIXES (benign attack), SOAK_REQUESTS (1000000; 0 skips the soak),
-#      CONFIGS (no-filter empty-wasm read-floor vigil; any target/bench/NAME.yaml can join, e.g. an older build).
+#      CONFIGS (no-filter empty-wasm read-floor vigil; any target/bench/NAME.yaml can join, e.g. an older build),
+#      RESULTS (target/bench/results.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -168,7 +169,7 @@ if [ "$SOAK_REQUESTS" -gt 0 ]; then
   echo "$soak_line"
 fi
 
-python3 - "$OUT/runs.txt" "$OUT/results.json" "$soak_line" <<'PY'
+python3 - "$OUT/runs.txt" "${RESULTS:-$OUT/results.json}" "$soak_line" <<'PY'
 import json, statistics, sys
 runs = [l.split() for l in open(sys.argv[1]) if l.strip()]
 res = {}

@@ -4,7 +4,8 @@
 # benign mix through it with bench/run.sh next to the read floor, and prints the wasm-side time
 # per request. Compare the engine's share with `cargo run --release -p vigil-engine --example mix`:
 # warm, and with caches evicted between requests, as they are in a busy gateway.
-# Env: ROUNDS (3), MIXES (benign); the rest as bench/run.sh.
+# Env: ROUNDS (3), MIXES (benign); the rest as bench/run.sh. Its results go to
+# target/bench/timing-results.json, leaving `make bench`'s results.json alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=target/bench
@@ -15,7 +16,7 @@ wasm="$PWD/target/timing/wasm32-wasip1/release/vigil_filter.wasm"
 target/release/vigil envoy-config --no-control-plane --listen 127.0.0.1:18190 --admin 127.0.0.1:18191 \
   --upstream 127.0.0.1:18180 --wasm "$wasm" >"$OUT/timing.yaml"
 MIXES=${MIXES:-benign}
-CONFIGS="read-floor timing" ROUNDS=${ROUNDS:-3} MIXES=$MIXES SOAK_REQUESTS=0 bench/run.sh
+RESULTS="$OUT/timing-results.json" CONFIGS="read-floor timing" ROUNDS=${ROUNDS:-3} MIXES=$MIXES SOAK_REQUESTS=0 bench/run.sh
 for mix in $MIXES; do
   python3 - "$OUT/timing-$mix.stats" "$mix" <<'PY'
 import sys

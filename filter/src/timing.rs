@@ -2,7 +2,7 @@
 //! `--features timing`, the filter reads the WASI monotonic clock around its request-header and
 //! request-body callbacks and around the engine's inspection, and adds the nanoseconds to the
 //! counters `vigil.timing.{request_headers,request_body,engine,nothing}_ns`, flushed with the other
-//! counters; divided by `vigil.inspected` they give time per request (`bench/timing.sh`).
+//! counters; divided by `vigil.requests.inspected` they give time per request (`bench/timing.sh`).
 //! The default build has no clock reads: `timed` is just the call.
 
 /// A measured part of a request.
